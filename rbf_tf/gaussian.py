@@ -111,8 +111,10 @@ class GaussianRBF(Layer):
           name: module name; default "gaussian_rbf".
 
         Raises:
-          ValueError: if a shape is wrong or `distance` is unknown.
-          TypeError: if `dtype` is not a float type.
+          ValueError: if a shape is wrong, an initial value is not finite,
+            `distance` is unknown, or `input_dim` or `units` is below 1.
+          TypeError: if `dtype` is not float32 or float64, or an initial value
+            is not numeric.
         """
         super().__init__(input_dim, units, dtype, check_numerics, name)
         if distance not in DISTANCES:
@@ -136,7 +138,14 @@ class GaussianRBF(Layer):
             self.w = tf.Variable(self._initial_value("w", w, [self.units]), name="w")
 
     def _initial_value(self, name, value, shape) -> np.ndarray:
-        value = np.asarray(value, dtype=self.dtype.as_numpy_dtype)
+        """Returns `value` as a finite array of `shape` in the layer's dtype."""
+        try:
+            value = np.asarray(value, dtype=self.dtype.as_numpy_dtype)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"{name} must be numeric with shape {shape}, got a non-numeric "
+                f"{type(value).__name__}."
+            ) from None
         if value.ndim == 0 and len(shape) == 1:
             value = np.full(shape, value, dtype=value.dtype)
         if list(value.shape) != shape:
