@@ -1,0 +1,482 @@
+"""The training loop shared by the Gaussian and the dense network.
+
+One compiled step (`make_train_step`) serves both networks: softmax
+cross-entropy, `tf.GradientTape`, and an `rbf_tf` optimiser per variable group.
+`train_network` runs it for a number of epochs with evaluation, TensorBoard
+summaries, checkpoints that a killed run resumes from, and a results record.
+Everything here is silent unless a `log` callable is passed in.
+"""
+
+import dataclasses
+import json
+import math
+import os
+import time
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.framework import summary_pb2
+
+from rbf_tf import initializers
+from rbf_tf.classifier import Classifier
+from rbf_tf.dense import Dense
+from rbf_tf.gaussian import GaussianRBF
+from rbf_tf.optimizers import Optimizer, make_optimizer
+
+LAYERS = ("gaussian", "dense")
+SCHEDULES = ("constant", "cosine")
+TARGET_ACCURACY = 0.97
+
+Groups = Sequence[Tuple[Optimizer, Sequence[tf.Variable]]]
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkConfig:
+    """Everything that decides how one network is built and trained.
+
+    Two runs with equal configs and data give equal results; a checkpoint is
+    only resumed by a run with an equal config.
+    """
+
+    layer: str = "gaussian"
+    units: int = 1000
+    epochs: int = 10
+    batch_size: int = 128
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    center_lr_scale: float = 1.0  # Gaussian mu learns at learning_rate * this.
+    width_lr_scale: float = 1.0  # Gaussian sigma and w learn at learning_rate * this.
+    schedule: str = "constant"
+    width_scale: float = 1.0  # sigma = width_scale * initial width.
+    sigma_sample_size: int = 500
+    center_init: str = "random"
+    width_init: str = "in_class"
+    seed: int = 0
+    jit_compile: bool = False
+    checkpoint_every_steps: int = 0
+
+    def __post_init__(self):
+        if self.layer not in LAYERS:
+            raise ValueError(f"layer must be one of {LAYERS}, got {self.layer!r}.")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(
+                f"schedule must be one of {SCHEDULES}, got {self.schedule!r}."
+            )
+        for name in ("units", "epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}.")
+        for name in ("learning_rate", "center_lr_scale", "width_lr_scale",
+                     "width_scale"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}.")
+
+
+# The loss and the steps.
+
+
+def cross_entropy(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    """Mean softmax cross-entropy of [B, k] logits against [B] integer labels."""
+    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.cast(labels, tf.int32), logits=logits
+    )
+    return tf.reduce_mean(losses)
+
+
+def as_groups(model: tf.Module, optimizer: Union[Optimizer, Groups]) -> Groups:
+    """Returns [(optimiser, variables), ...]; one optimiser means all variables."""
+    if isinstance(optimizer, Optimizer):
+        return [(optimizer, list(model.trainable_variables))]
+    groups = [(opt, list(variables)) for opt, variables in optimizer]
+    grouped = {v.ref() for _, variables in groups for v in variables}
+    missing = [v.name for v in model.trainable_variables if v.ref() not in grouped]
+    if missing:
+        raise ValueError(f"variables without an optimiser: {missing}.")
+    return groups
+
+
+def make_train_step(
+    model: tf.Module,
+    optimizer: Union[Optimizer, Groups],
+    jit_compile: bool = False,
+) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
+    """Builds the compiled training step shared by every network.
+
+    Args:
+      model: maps [B, n] images to [B, k] logits, e.g. a `Classifier`.
+      optimizer: one `Optimizer` for all trainable variables, or a sequence of
+        (optimizer, variables) pairs covering them, one learning rate per group.
+      jit_compile: compile the step with XLA.
+
+    Returns:
+      A `tf.function` step(images [B, n], labels [B] int) -> scalar mean loss,
+      which updates the model's variables in place.
+    """
+    groups = as_groups(model, optimizer)
+    for opt, variables in groups:
+        opt.build(variables)
+    variables = [v for _, group in groups for v in group]
+
+    @tf.function(jit_compile=jit_compile)
+    def step(images, labels):
+        with tf.GradientTape() as tape:
+            loss = cross_entropy(model(images), labels)
+        gradients = tape.gradient(loss, variables)
+        start = 0
+        for opt, group in groups:
+            opt.apply(gradients[start:start + len(group)], group)
+            start += len(group)
+        return loss
+
+    return step
+
+
+def make_eval_step(model: tf.Module) -> Callable:
+    """Returns a `tf.function` (images, labels) -> (summed loss, correct count)."""
+
+    @tf.function
+    def eval_step(images, labels):
+        logits = model(images)
+        labels = tf.cast(labels, tf.int64)
+        losses = tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=labels, logits=logits
+        )
+        correct = tf.equal(tf.argmax(logits, axis=1), labels)
+        return tf.reduce_sum(losses), tf.reduce_sum(tf.cast(correct, tf.int64))
+
+    return eval_step
+
+
+def evaluate(eval_step: Callable, images: np.ndarray, labels: np.ndarray,
+             batch_size: int = 1000) -> Tuple[float, float]:
+    """Mean loss and accuracy of `eval_step` (from `make_eval_step`) on a set."""
+    total_loss, total_correct = 0.0, 0
+    for start in range(0, len(images), batch_size):
+        loss, correct = eval_step(images[start:start + batch_size],
+                                  labels[start:start + batch_size])
+        total_loss += float(loss)
+        total_correct += int(correct)
+    return total_loss / len(images), total_correct / len(images)
+
+
+# Data order.
+
+
+def epoch_order(num_examples: int, seed: int, epoch: int) -> np.ndarray:
+    """The permutation of examples for one epoch, fixed by (seed, epoch).
+
+    Each epoch's order depends only on the seed and the epoch number, so a run
+    that resumes in the middle of an epoch sees the same batches as one that
+    never stopped.
+    """
+    return np.random.default_rng([seed, epoch]).permutation(num_examples)
+
+
+def epoch_batches(images: tf.Tensor, labels: tf.Tensor, batch_size: int,
+                  seed: int, epoch: int, start_step: int = 0) -> tf.data.Dataset:
+    """A `tf.data` pipeline of one epoch's shuffled (images, labels) batches.
+
+    Args:
+      images: [N, n] float tensor, kept in memory; batches are gathered from it.
+      labels: [N] integer tensor.
+      batch_size: examples per batch; the last batch may be smaller.
+      seed, epoch: fix the order, see `epoch_order`.
+      start_step: number of batches of this epoch to skip (when resuming).
+
+    Returns:
+      A dataset of ([b, n], [b]) batches, prefetched.
+    """
+    order = epoch_order(int(images.shape[0]), seed, epoch)[start_step * batch_size:]
+    return (
+        tf.data.Dataset.from_tensor_slices(order)
+        .batch(batch_size)
+        .map(lambda index: (tf.gather(images, index), tf.gather(labels, index)),
+             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+# Building a network.
+
+
+def build_network(config: NetworkConfig, images: np.ndarray, labels: np.ndarray,
+                  num_classes: int = 10, dtype=tf.float32) -> Classifier:
+    """Builds the classifier of `config`, initialised from the training data.
+
+    A Gaussian hidden layer takes its centers and widths from `images` (see
+    `rbf_tf.initializers`), scaled by `config.width_scale`, and w = 1; a dense
+    one is initialised at random. Seeded by `config.seed`.
+    """
+    input_dim = images.shape[1]
+    if config.layer == "gaussian":
+        mu, sigma = initial_centers_and_widths(config, images, labels)
+        hidden = GaussianRBF(input_dim, config.units, mu=mu,
+                             sigma=config.width_scale * sigma, w=1.0,
+                             seed=config.seed, dtype=dtype, name="gaussian")
+    else:
+        hidden = Dense(input_dim, config.units, activation="relu",
+                       seed=config.seed, dtype=dtype, name="dense")
+    return Classifier(hidden, num_classes, seed=config.seed, name="classifier")
+
+
+def initial_centers_and_widths(config: NetworkConfig, images: np.ndarray,
+                               labels: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Initial mu [n, units] and sigma [units] of the configured methods."""
+    sample_size = min(config.sigma_sample_size, len(images))
+    centers = initializers.make_centers(
+        config.center_init, images, labels, config.units, config.seed)
+    sigma = initializers.make_widths(
+        config.width_init, images, labels, centers, config.seed,
+        sample_size=sample_size)
+    return centers.mu, np.broadcast_to(sigma, (config.units,))
+
+
+def make_optimizers(config: NetworkConfig, model: Classifier) -> Groups:
+    """One optimiser per variable group, each with its own learning rate.
+
+    Gaussian networks have three groups: centers (mu), widths and weights
+    (sigma, w), and the readout; dense networks have one.
+    """
+    if config.layer == "dense":
+        return [(make_optimizer(config.optimizer, config.learning_rate),
+                 list(model.trainable_variables))]
+    hidden = model.hidden
+    return [
+        (make_optimizer(config.optimizer, config.learning_rate * config.center_lr_scale),
+         [hidden.mu]),
+        (make_optimizer(config.optimizer, config.learning_rate * config.width_lr_scale),
+         [hidden.sigma, hidden.w]),
+        (make_optimizer(config.optimizer, config.learning_rate),
+         list(model.readout.trainable_variables)),
+    ]
+
+
+def learning_rate_factor(config: NetworkConfig, epoch: int) -> float:
+    """Multiplier of every base learning rate during `epoch` (0-based)."""
+    if config.schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * epoch / config.epochs))
+    return 1.0
+
+
+# Files.
+
+
+def write_atomically(path: str, text: str) -> None:
+    """Writes `text` to `path` so that a reader never sees a partial file."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def image_grid_side(input_dim: int) -> Optional[int]:
+    side = int(round(math.sqrt(input_dim)))
+    return side if side * side == input_dim else None
+
+
+def center_images(mu: np.ndarray, count: int = 64) -> Optional[np.ndarray]:
+    """The first `count` centers as [count, side, side, 1] images in [0, 1]."""
+    side = image_grid_side(mu.shape[0])
+    if side is None:
+        return None
+    centers = mu[:, :count].T.reshape(-1, side, side, 1)
+    low = centers.min(axis=(1, 2, 3), keepdims=True)
+    high = centers.max(axis=(1, 2, 3), keepdims=True)
+    return (centers - low) / np.maximum(high - low, 1e-12)
+
+
+# The loop.
+
+
+class Progress(tf.Module):
+    """Training progress kept in the checkpoint beside model and optimisers."""
+
+    def __init__(self):
+        super().__init__(name="progress")
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)  # done
+        self.step_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.loss_sum = tf.Variable(0.0, dtype=tf.float64, trainable=False)
+        self.seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False)
+        self.epoch_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False)
+        self.history = tf.Variable("[]", dtype=tf.string, trainable=False)
+
+
+def train_network(
+    config: NetworkConfig,
+    train_images: np.ndarray,
+    train_labels: np.ndarray,
+    test_images: np.ndarray,
+    test_labels: np.ndarray,
+    output_dir: Optional[str] = None,
+    log: Callable[[str], None] = lambda message: None,
+    progress_seconds: float = 10.0,
+    stop_after_steps: Optional[int] = None,
+) -> Dict:
+    """Trains one network and returns its record.
+
+    Args:
+      config: the network and its training.
+      train_images, test_images: [N, n] float32 arrays in [0, 1].
+      train_labels, test_labels: [N] integer arrays.
+      output_dir: where checkpoints and TensorBoard summaries go; when it holds
+        a checkpoint of this config, training resumes from it. None: no files.
+      log: receives one line of progress at a time.
+      progress_seconds: interval of progress lines inside an epoch.
+      stop_after_steps: stop (after checkpointing) once this many steps have
+        run in this call; for tests of resuming.
+
+    Returns:
+      A dict with "layer", "units", "params" {"hidden", "readout", "total"},
+      "epochs" (one {"epoch", "train_loss", "test_loss", "test_accuracy",
+      "seconds", "examples_per_second"} per epoch), "final_test_accuracy",
+      "best_test_accuracy", "seconds_to_target", "epochs_to_target",
+      "seconds_per_epoch" and "config".
+    """
+    model = build_network(config, train_images, train_labels,
+                          num_classes=int(np.max(train_labels)) + 1)
+    groups = make_optimizers(config, model)
+    base_rates = [float(opt.learning_rate.numpy()) for opt, _ in groups]
+    step = make_train_step(model, groups, jit_compile=config.jit_compile)
+    eval_step = make_eval_step(model)
+    progress = Progress()
+
+    manager = writer = None
+    if output_dir is not None:
+        checkpoint = tf.train.Checkpoint(
+            model=model, optimizers=[opt for opt, _ in groups], progress=progress)
+        manager = tf.train.CheckpointManager(
+            checkpoint, os.path.join(output_dir, "checkpoints"), max_to_keep=2)
+        if manager.latest_checkpoint:
+            checkpoint.restore(manager.latest_checkpoint).assert_consumed()
+            if int(progress.epoch) >= config.epochs:
+                log(f"{config.layer}: already trained for {config.epochs} epochs "
+                    f"({manager.latest_checkpoint})")
+            else:
+                log(f"{config.layer}: resumed from {manager.latest_checkpoint} at "
+                    f"epoch {int(progress.epoch) + 1}, step "
+                    f"{int(progress.step_in_epoch)}")
+        writer = tf.summary.create_file_writer(os.path.join(output_dir, "summaries"))
+
+    images = tf.constant(train_images)
+    labels = tf.constant(train_labels)
+    steps_per_epoch = math.ceil(len(train_images) / config.batch_size)
+    history: List[Dict] = json.loads(progress.history.numpy().decode())
+    steps_run = 0
+
+    def save_checkpoint():
+        progress.history.assign(json.dumps(history))
+        if manager is not None:
+            manager.save()
+
+    while int(progress.epoch) < config.epochs:
+        epoch = int(progress.epoch)
+        factor = learning_rate_factor(config, epoch)
+        for (opt, _), rate in zip(groups, base_rates):
+            opt.learning_rate.assign(rate * factor)
+        start_step = int(progress.step_in_epoch)
+        started = time.perf_counter()
+        last_report = started
+        batches = epoch_batches(images, labels, config.batch_size, config.seed,
+                                epoch, start_step)
+        for batch_images, batch_labels in batches:
+            loss = step(batch_images, batch_labels)
+            progress.loss_sum.assign_add(float(loss) * int(batch_labels.shape[0]))
+            progress.step_in_epoch.assign_add(1)
+            steps_run += 1
+            now = time.perf_counter()
+            done = int(progress.step_in_epoch)
+            if now - last_report >= progress_seconds and done < steps_per_epoch:
+                log(f"{config.layer}: epoch {epoch + 1}/{config.epochs} step "
+                    f"{done}/{steps_per_epoch} loss {float(loss):.4f}")
+                last_report = now
+            interrupt = stop_after_steps is not None and steps_run >= stop_after_steps
+            every = config.checkpoint_every_steps
+            if interrupt or (every and done % every == 0 and done < steps_per_epoch):
+                elapsed = time.perf_counter() - started
+                progress.seconds.assign_add(elapsed)
+                progress.epoch_seconds.assign_add(elapsed)
+                started = time.perf_counter()
+                save_checkpoint()
+                if interrupt:
+                    return {}
+
+        elapsed = time.perf_counter() - started
+        progress.seconds.assign_add(elapsed)
+        progress.epoch_seconds.assign_add(elapsed)
+        epoch_seconds = float(progress.epoch_seconds)
+        test_loss, test_accuracy = evaluate(eval_step, test_images, test_labels)
+        record = {
+            "epoch": epoch + 1,
+            "train_loss": float(progress.loss_sum) / len(train_images),
+            "test_loss": test_loss,
+            "test_accuracy": test_accuracy,
+            "seconds": epoch_seconds,
+            "elapsed_seconds": float(progress.seconds),
+            "examples_per_second": len(train_images) / max(epoch_seconds, 1e-9),
+        }
+        history.append(record)
+        log(f"{config.layer}: epoch {epoch + 1}/{config.epochs} train_loss "
+            f"{record['train_loss']:.4f} test_loss {test_loss:.4f} test_accuracy "
+            f"{test_accuracy:.4f} seconds {epoch_seconds:.1f} examples/s "
+            f"{record['examples_per_second']:.0f}")
+        if writer is not None:
+            write_summaries(writer, model, record)
+        progress.epoch.assign_add(1)
+        progress.step_in_epoch.assign(0)
+        progress.loss_sum.assign(0.0)
+        progress.epoch_seconds.assign(0.0)
+        save_checkpoint()
+
+    if manager is not None:
+        log(f"{config.layer}: checkpoint {manager.latest_checkpoint}")
+    return summarize(config, model, history)
+
+
+def write_summaries(writer, model: Classifier, record: Dict) -> None:
+    """Loss and accuracy scalars, and the Gaussian centers as images.
+
+    Written with `tf.summary.write` and TensorBoard's plugin names, so that
+    TensorBoard shows them while the library does not depend on the
+    tensorboard package.
+    """
+    with writer.as_default(step=record["epoch"]):
+        for key in ("train_loss", "test_loss", "test_accuracy"):
+            tf.summary.write(key, tf.constant(record[key], tf.float32),
+                             metadata=_plugin_metadata("scalars"))
+        if isinstance(model.hidden, GaussianRBF):
+            images = center_images(model.hidden.mu.numpy())
+            if images is not None:
+                encoded = [tf.io.encode_png(tf.cast(255 * image, tf.uint8))
+                           for image in images]
+                side = str(images.shape[1])
+                tf.summary.write("centers", tf.stack([side, side] + encoded),
+                                 metadata=_plugin_metadata("images"))
+    writer.flush()
+
+
+def _plugin_metadata(plugin_name: str) -> bytes:
+    metadata = summary_pb2.SummaryMetadata()
+    metadata.plugin_data.plugin_name = plugin_name
+    return metadata.SerializeToString()
+
+
+def summarize(config: NetworkConfig, model: Classifier, history: List[Dict]) -> Dict:
+    """The record of one trained network, as stored in results.json."""
+    accuracies = [r["test_accuracy"] for r in history]
+    reached = [r for r in history if r["test_accuracy"] >= TARGET_ACCURACY]
+    return {
+        "layer": config.layer,
+        "units": config.units,
+        "params": model.param_counts(),
+        "epochs": history,
+        "final_test_accuracy": accuracies[-1] if accuracies else None,
+        "best_test_accuracy": max(accuracies) if accuracies else None,
+        "target_accuracy": TARGET_ACCURACY,
+        "epochs_to_target": reached[0]["epoch"] if reached else None,
+        "seconds_to_target": reached[0]["elapsed_seconds"] if reached else None,
+        "seconds_per_epoch": (float(np.mean([r["seconds"] for r in history]))
+                              if history else None),
+        "config": dataclasses.asdict(config),
+    }

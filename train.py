@@ -1,0 +1,196 @@
+"""Trains a Gaussian RBF network and/or a dense network on MNIST and compares them.
+
+    python train.py --layer=gaussian        # the Gaussian network
+    python train.py --layer=dense           # the dense network
+    python train.py --layer=both            # both, same data, seed and budget
+
+Progress goes to the terminal; results.json, TensorBoard summaries and
+checkpoints go to --output_dir. Running the same command again resumes from
+the last checkpoint. `python train.py --helpfull` lists every flag.
+"""
+
+import os
+import sys
+import tempfile
+
+from absl import app, flags, logging
+
+# Keep TensorFlow's own messages off the terminal unless asked for.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+FLAGS = flags.FLAGS
+
+# Recipes for the Gaussian network. "tuned" trains well; "literal" is the
+# exercise taken at its word: sigma = mean in-class distance, one learning rate.
+RECIPES = {
+    "tuned": dict(width_scale=0.4, learning_rate=3e-3, center_lr_scale=1.0,
+                  width_lr_scale=1.0, schedule="cosine"),
+    "literal": dict(width_scale=1.0, learning_rate=1e-3, center_lr_scale=1.0,
+                    width_lr_scale=1.0, schedule="constant"),
+}
+
+flags.DEFINE_enum("layer", "both", ["gaussian", "dense", "both"],
+                  "Which hidden layer to train; 'both' trains both and compares.")
+flags.DEFINE_integer("units", 1000, "Hidden units of each network.", lower_bound=1)
+flags.DEFINE_integer("epochs", 15, "Passes over the training set.", lower_bound=1)
+flags.DEFINE_integer("batch_size", 128, "Examples per step.", lower_bound=1)
+flags.DEFINE_enum("optimizer", "adam", ["adam", "sgd"],
+                  "Optimiser of every variable group (SGD uses momentum 0.9).")
+flags.DEFINE_float("learning_rate", 1e-3,
+                   "Learning rate of the dense network.", lower_bound=0.0)
+flags.DEFINE_enum("recipe", "tuned", sorted(RECIPES),
+                  "Defaults of the Gaussian network's flags below: 'tuned' "
+                  f"{RECIPES['tuned']}; 'literal' {RECIPES['literal']}. A flag "
+                  "given explicitly wins over its recipe.")
+flags.DEFINE_float("gaussian_learning_rate", None,
+                   "Learning rate of the Gaussian network's readout (default: "
+                   "from --recipe).", lower_bound=0.0)
+flags.DEFINE_float("center_lr_scale", None,
+                   "Learning rate of the centers mu relative to the Gaussian "
+                   "learning rate (default: from --recipe).", lower_bound=0.0)
+flags.DEFINE_float("width_lr_scale", None,
+                   "Learning rate of sigma and w relative to the Gaussian "
+                   "learning rate (default: from --recipe).", lower_bound=0.0)
+flags.DEFINE_float("width_scale", None,
+                   "Initial sigma = width_scale * the in-class distance (default: "
+                   "from --recipe).", lower_bound=0.0)
+flags.DEFINE_enum("schedule", None, ["constant", "cosine"],
+                  "Learning-rate schedule over the epochs of the Gaussian "
+                  "network (default: from --recipe).")
+flags.DEFINE_enum("dense_schedule", "cosine", ["constant", "cosine"],
+                  "Learning-rate schedule of the dense network.")
+flags.DEFINE_integer("sigma_sample_size", 500,
+                     "Samples per class used to estimate the in-class distance "
+                     "(2 to 2000; memory about 8*s^2 bytes).", lower_bound=2,
+                     upper_bound=2000)
+flags.DEFINE_integer("seed", 0, "Seed of data order and initialisation.")
+flags.DEFINE_enum("dataset", "mnist", ["mnist", "fashion_mnist"], "Dataset.")
+flags.DEFINE_string("data_dir", None,
+                    "Directory with the four IDX files (default: the copy "
+                    "shipped with rbf_tf for MNIST, /usr/share/datasets/"
+                    "fashion-mnist for Fashion-MNIST).")
+flags.DEFINE_string("output_dir", None,
+                    "Where results.json, summaries and checkpoints go "
+                    "(default: runs/<dataset>).")
+flags.DEFINE_integer("train_examples", 0,
+                     "Train on only this many training examples (0 = all).",
+                     lower_bound=0)
+flags.DEFINE_boolean("jit_compile", False, "Compile the training step with XLA.")
+flags.DEFINE_integer("checkpoint_every_steps", 0,
+                     "Also checkpoint every N steps inside an epoch (0 = only "
+                     "at epoch ends).", lower_bound=0)
+flags.DEFINE_boolean("restart", False,
+                     "Start afresh, deleting an earlier run's checkpoints and "
+                     "results in --output_dir instead of resuming.")
+flags.DEFINE_boolean("overwrite", False,
+                     "Write into a non-empty --output_dir that train.py did not "
+                     "create.")
+
+
+def parse_flags(argv):
+    """Parses flags; a bad value ends the program with one line and status 1."""
+    try:
+        return FLAGS(argv)
+    except flags.Error as e:
+        print(f"train.py: error: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+def import_tensorflow_quietly():
+    """Imports TensorFlow with its C++ start-up messages held back.
+
+    TensorFlow prints a screenful of start-up notes (CPU features, missing CUDA
+    drivers) to stderr before its log level applies. They go to a temporary
+    file instead, which is shown only if the import fails. Imported here, not at
+    the top, so that --help does not wait for TensorFlow.
+    """
+    with tempfile.TemporaryFile() as captured:
+        stderr = os.dup(2)
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # Device discovery also prints.
+        except BaseException:
+            os.dup2(stderr, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(stderr, 2)
+            os.close(stderr)
+    tf.get_logger().setLevel("ERROR")
+    return tf
+
+
+def gaussian_settings():
+    """The Gaussian network's fields: its recipe, overridden by explicit flags."""
+    recipe = dict(RECIPES[FLAGS.recipe])
+    explicit = {
+        "learning_rate": FLAGS.gaussian_learning_rate,
+        "center_lr_scale": FLAGS.center_lr_scale,
+        "width_lr_scale": FLAGS.width_lr_scale,
+        "width_scale": FLAGS.width_scale,
+        "schedule": FLAGS.schedule,
+    }
+    recipe.update({k: v for k, v in explicit.items() if v is not None})
+    return recipe
+
+
+def main(argv):
+    if len(argv) > 1:
+        print(f"train.py: error: unexpected arguments {argv[1:]}", file=sys.stderr)
+        return 1
+
+    tf = import_tensorflow_quietly()
+    from rbf_tf import datasets, experiment
+
+    logging.set_verbosity(logging.WARNING)
+    tf.config.experimental.enable_op_determinism()
+    layers = ["gaussian", "dense"] if FLAGS.layer == "both" else [FLAGS.layer]
+    output_dir = FLAGS.output_dir or os.path.join("runs", FLAGS.dataset)
+    settings = {name: FLAGS[name].value for name in sorted(FLAGS_OF_A_RUN)}
+
+    try:
+        data = datasets.load_dataset(FLAGS.dataset, FLAGS.data_dir)
+        if FLAGS.train_examples:
+            data = datasets.take_examples(data, FLAGS.train_examples, FLAGS.seed)
+        base = dict(units=FLAGS.units, epochs=FLAGS.epochs,
+                    batch_size=FLAGS.batch_size, optimizer=FLAGS.optimizer,
+                    learning_rate=FLAGS.learning_rate,
+                    schedule=FLAGS.dense_schedule,
+                    sigma_sample_size=FLAGS.sigma_sample_size,
+                    jit_compile=FLAGS.jit_compile,
+                    checkpoint_every_steps=FLAGS.checkpoint_every_steps)
+        networks = experiment.configs_for(layers, [FLAGS.seed], base,
+                                          gaussian_settings())
+        resuming = experiment.prepare_output_dir(
+            output_dir, settings, restart=FLAGS.restart, overwrite=FLAGS.overwrite)
+    except (ValueError, OSError) as e:
+        print(f"train.py: error: {e}", file=sys.stderr)
+        return 1
+
+    print(f"{data.name}: {len(data.train_images)} training and "
+          f"{len(data.test_images)} test examples; output in {output_dir}"
+          + (" (resuming)" if resuming else ""), flush=True)
+    results = experiment.run_experiment(
+        networks, data, output_dir, log=lambda line: print(line, flush=True),
+        flags=settings)
+    print()
+    print(experiment.format_table(results["summary"]))
+    print(f"\nresults: {os.path.join(output_dir, experiment.RESULTS_FILE)}")
+    return 0
+
+
+# Flags that define a run: a folder holding a run with other values of these is
+# not resumed. Flags about where files go and how often to save are left out.
+FLAGS_OF_A_RUN = (
+    "layer", "units", "epochs", "batch_size", "optimizer", "learning_rate",
+    "recipe", "gaussian_learning_rate", "center_lr_scale", "width_lr_scale",
+    "width_scale", "schedule", "dense_schedule", "sigma_sample_size", "seed",
+    "dataset", "train_examples", "jit_compile",
+)
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=parse_flags)
