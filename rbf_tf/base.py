@@ -18,18 +18,28 @@ def as_float_dtype(dtype) -> tf.DType:
     """Returns `dtype` as a `tf.DType`, which must be float32 or float64.
 
     Raises:
-      TypeError: for any other dtype.
+      TypeError: for any other dtype, or a value that is not a dtype at all.
     """
-    dtype = tf.as_dtype(dtype)
-    if dtype not in FLOAT_DTYPES:
+    try:
+        converted = tf.as_dtype(dtype)
+    except TypeError:
         raise TypeError(
-            f"dtype must be tf.float32 or tf.float64, got {dtype.name}."
+            f"dtype must be tf.float32 or tf.float64, got {dtype!r}."
+        ) from None
+    if converted not in FLOAT_DTYPES:
+        raise TypeError(
+            f"dtype must be tf.float32 or tf.float64, got {converted.name}."
         )
-    return dtype
+    return converted
 
 
 def check_positive_int(name: str, value) -> int:
-    """Returns `value` if it is a positive int, else raises ValueError."""
+    """Returns `value` as an int after checking that it is a positive integer.
+
+    Raises:
+      TypeError: if `value` is not an int (bools are refused).
+      ValueError: if `value` is below 1.
+    """
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be a positive int, got {value!r}.")
     if value < 1:
@@ -43,7 +53,14 @@ class Layer(tf.Module):
     Subclasses implement `_forward(x)` on a checked [batch_size, input_dim]
     tensor. `__call__` checks its input and then runs `forward`, a `tf.function`
     whose input signature is [None, input_dim] in the layer's dtype, so one trace
-    serves every batch size and `tf.saved_model.save(layer, path)` exports it.
+    serves every batch size.
+
+    `tf.saved_model.save(layer, path)` exports `forward` three ways: as the
+    attribute `forward`, as the `serving_default` signature, and as `__call__`,
+    so the object returned by `tf.saved_model.load(path)` is itself callable on a
+    [batch_size, input_dim] tensor, in a process that never imports rbf_tf. The
+    reloaded callables run the graph only, without the Python checks of
+    `__call__`. Checkpoints (`tf.train.Checkpoint`) are unaffected.
 
     Attributes:
       input_dim: int, width n of the input.
@@ -69,15 +86,17 @@ class Layer(tf.Module):
         self.dtype = as_float_dtype(dtype)
         self.check_numerics = bool(check_numerics)
         self.input_spec = tf.TensorSpec([None, self.input_dim], self.dtype, name="x")
-        self.forward = tf.function(self._checked_forward, input_signature=[self.input_spec])
+        self.forward = tf.function(
+            self._checked_forward, input_signature=[self.input_spec]
+        )
 
     def __call__(self, x) -> tf.Tensor:
         """Applies the layer.
 
         Args:
           x: [batch_size, input_dim] tensor, NumPy array or nested list, of the
-            layer's dtype. Python lists are converted; tensors and arrays of any
-            other dtype are refused rather than cast.
+            layer's dtype. Nested lists of Python ints or floats are converted;
+            tensors and arrays of any other dtype are refused rather than cast.
 
         Returns:
           [batch_size, units] tensor of the layer's dtype.
@@ -90,36 +109,23 @@ class Layer(tf.Module):
         return self.forward(self.check_input(x))
 
     def check_input(self, x) -> tf.Tensor:
-        """Returns `x` as a tensor after checking dtype, rank and width."""
-        received = getattr(x, "dtype", None)
-        if received is not None:
-            try:
-                received = tf.as_dtype(received)
-            except TypeError:
-                raise TypeError(
-                    f"{self.name} expects a numeric input of dtype {self.dtype.name}, "
-                    f"got dtype {x.dtype}."
-                ) from None
-            if not (received.is_floating or received.is_integer):
-                raise TypeError(
-                    f"{self.name} expects a numeric input of dtype {self.dtype.name}, "
-                    f"got dtype {received.name}."
-                )
-            if received != self.dtype:
-                raise TypeError(
-                    f"{self.name} expects input of dtype {self.dtype.name}, got "
-                    f"{received.name}; cast it first (for example with tf.cast) or "
-                    f"build the layer with dtype={received.name}."
-                )
+        """Returns `x` as a tensor after checking dtype, rank and width.
+
+        Args:
+          x: as in `__call__`.
+
+        Returns:
+          [batch_size, input_dim] tensor of the layer's dtype.
+
+        Raises:
+          TypeError, ValueError: as `__call__`.
+        """
+        if getattr(x, "dtype", None) is not None:
+            self._check_dtype(x.dtype)
+            x = tf.convert_to_tensor(x)
         else:
-            try:
-                x = tf.convert_to_tensor(x, dtype=self.dtype)
-            except (TypeError, ValueError) as e:
-                raise TypeError(
-                    f"{self.name} expects a numeric input convertible to "
-                    f"{self.dtype.name}, got {type(x).__name__} ({e})."
-                ) from None
-        x = tf.convert_to_tensor(x)
+            x = self._convert_nested_list(x)
+
         if x.shape.rank != 2:
             raise ValueError(
                 f"{self.name} expects input of shape [batch_size, {self.input_dim}], "
@@ -132,9 +138,57 @@ class Layer(tf.Module):
             )
         return x
 
+    def _check_dtype(self, dtype) -> None:
+        """Raises TypeError unless `dtype` is the layer's dtype."""
+        try:
+            received = tf.as_dtype(dtype)
+        except TypeError:
+            received = None
+        if received is None or not (received.is_floating or received.is_integer):
+            raise TypeError(
+                f"{self.name} expects a numeric input of dtype {self.dtype.name}, "
+                f"got dtype {getattr(received, 'name', dtype)}."
+            )
+        if received != self.dtype:
+            remedy = "cast it first (for example with tf.cast)"
+            if received in FLOAT_DTYPES:
+                remedy += f" or build the layer with dtype={received.name}"
+            raise TypeError(
+                f"{self.name} expects input of dtype {self.dtype.name}, got "
+                f"{received.name}; {remedy}."
+            )
+
+    def _convert_nested_list(self, x) -> tf.Tensor:
+        """Converts Python numbers (not bools or strings) to the layer's dtype."""
+        try:
+            array = np.asarray(x)
+        except ValueError:
+            raise ValueError(
+                f"{self.name} expects input of shape [batch_size, {self.input_dim}], "
+                f"got a ragged {type(x).__name__}."
+            ) from None
+        if array.dtype.kind not in "iuf":
+            raise TypeError(
+                f"{self.name} expects a numeric input convertible to "
+                f"{self.dtype.name}, got a {type(x).__name__} of "
+                f"{array.dtype.name} values."
+            )
+        return tf.convert_to_tensor(array.astype(self.dtype.as_numpy_dtype))
+
     def _checked_forward(self, x: tf.Tensor) -> tf.Tensor:
         if self.check_numerics:
             x = tf.debugging.check_numerics(
                 x, f"{self.name} received a NaN or Inf in its input"
             )
         return self._forward(x)
+
+    def _trackable_children(self, save_type="checkpoint", **kwargs):
+        # tf.saved_model.load makes a restored object callable when it has a child
+        # named `__call__`. With `forward` reachable under two names the saver no
+        # longer picks it as the default signature on its own (it wants a single
+        # candidate), so it is also given the name the saver looks for first.
+        children = super()._trackable_children(save_type, **kwargs)
+        if save_type == "savedmodel":
+            children["__call__"] = self.forward
+            children["_default_save_signature"] = self.forward
+        return children
