@@ -23,8 +23,8 @@ FLAGS = flags.FLAGS
 # Recipes for the Gaussian network. "tuned" trains well; "literal" is the
 # exercise taken at its word: sigma = mean in-class distance, one learning rate.
 RECIPES = {
-    "tuned": dict(width_scale=0.4, learning_rate=3e-3, center_lr_scale=1.0,
-                  width_lr_scale=1.0, schedule="cosine"),
+    "tuned": dict(width_scale=0.4, learning_rate=2e-2, center_lr_scale=0.15,
+                  width_lr_scale=0.15, schedule="cosine"),
     "literal": dict(width_scale=1.0, learning_rate=1e-3, center_lr_scale=1.0,
                     width_lr_scale=1.0, schedule="constant"),
 }
@@ -32,7 +32,7 @@ RECIPES = {
 flags.DEFINE_enum("layer", "both", ["gaussian", "dense", "both"],
                   "Which hidden layer to train; 'both' trains both and compares.")
 flags.DEFINE_integer("units", 1000, "Hidden units of each network.", lower_bound=1)
-flags.DEFINE_integer("epochs", 15, "Passes over the training set.", lower_bound=1)
+flags.DEFINE_integer("epochs", 12, "Passes over the training set.", lower_bound=1)
 flags.DEFINE_integer("batch_size", 128, "Examples per step.", lower_bound=1)
 flags.DEFINE_enum("optimizer", "adam", ["adam", "sgd"],
                   "Optimiser of every variable group (SGD uses momentum 0.9).")
@@ -63,7 +63,24 @@ flags.DEFINE_integer("sigma_sample_size", 500,
                      "Samples per class used to estimate the in-class distance "
                      "(2 to 2000; memory about 8*s^2 bytes).", lower_bound=2,
                      upper_bound=2000)
+flags.DEFINE_enum("center_init", "random", ["random", "kmeans", "class_balanced"],
+                  "Initial Gaussian centers: random training samples, k-means "
+                  "centers, or an equal number of samples per class.")
+flags.DEFINE_enum("width_init", "in_class", ["in_class", "per_class", "nearest_centers"],
+                  "Initial Gaussian widths: one global in-class distance, the "
+                  "in-class distance of each center's class, or the distance to "
+                  "each center's nearest other centers.")
 flags.DEFINE_integer("seed", 0, "Seed of data order and initialisation.")
+flags.DEFINE_list("seeds", None,
+                  "Train each network once per seed (e.g. 0,1,2) and report mean "
+                  "and standard deviation; overrides --seed.")
+flags.DEFINE_boolean("match_params", False,
+                     "Also train a dense network whose total parameter count "
+                     "matches the Gaussian network's ('dense-params').")
+flags.DEFINE_boolean("plots", True,
+                     "Write PNG learning curves and center images to "
+                     "<output_dir>/plots (needs matplotlib: pip install "
+                     "'rbf_tf[plots]').")
 flags.DEFINE_enum("dataset", "mnist", ["mnist", "fashion_mnist"], "Dataset.")
 flags.DEFINE_string("data_dir", None,
                     "Directory with the four IDX files (default: the copy "
@@ -85,6 +102,11 @@ flags.DEFINE_boolean("restart", False,
 flags.DEFINE_boolean("overwrite", False,
                      "Write into a non-empty --output_dir that train.py did not "
                      "create.")
+
+
+@flags.validator("seeds", "--seeds must be a comma-separated list of integers.")
+def _check_seeds(value):
+    return value is None or all(v.strip().lstrip("-").isdigit() for v in value)
 
 
 def parse_flags(argv):
@@ -134,6 +156,7 @@ def gaussian_settings():
         "schedule": FLAGS.schedule,
     }
     recipe.update({k: v for k, v in explicit.items() if v is not None})
+    recipe.update(center_init=FLAGS.center_init, width_init=FLAGS.width_init)
     return recipe
 
 
@@ -162,8 +185,12 @@ def main(argv):
                     sigma_sample_size=FLAGS.sigma_sample_size,
                     jit_compile=FLAGS.jit_compile,
                     checkpoint_every_steps=FLAGS.checkpoint_every_steps)
-        networks = experiment.configs_for(layers, [FLAGS.seed], base,
-                                          gaussian_settings())
+        seeds = [int(v) for v in FLAGS.seeds] if FLAGS.seeds else [FLAGS.seed]
+        networks = experiment.configs_for(
+            layers, seeds, base, gaussian_settings(),
+            match_params=FLAGS.match_params and "gaussian" in layers,
+            input_dim=data.train_images.shape[1],
+            num_classes=int(data.train_labels.max()) + 1)
         resuming = experiment.prepare_output_dir(
             output_dir, settings, restart=FLAGS.restart, overwrite=FLAGS.overwrite)
     except (ValueError, OSError) as e:
@@ -179,6 +206,15 @@ def main(argv):
     print()
     print(experiment.format_table(results["summary"]))
     print(f"\nresults: {os.path.join(output_dir, experiment.RESULTS_FILE)}")
+    if FLAGS.plots:
+        from rbf_tf import plots
+
+        written = plots.write_plots(results, output_dir)
+        if written:
+            print("plots: " + ", ".join(written))
+        else:
+            print("plots: skipped, matplotlib is not installed "
+                  "(pip install 'rbf_tf[plots]' to get them)")
     return 0
 
 
@@ -188,6 +224,7 @@ FLAGS_OF_A_RUN = (
     "layer", "units", "epochs", "batch_size", "optimizer", "learning_rate",
     "recipe", "gaussian_learning_rate", "center_lr_scale", "width_lr_scale",
     "width_scale", "schedule", "dense_schedule", "sigma_sample_size", "seed",
+    "seeds", "match_params", "center_init", "width_init",
     "dataset", "train_examples", "jit_compile",
 )
 

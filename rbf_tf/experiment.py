@@ -103,7 +103,7 @@ def run_experiment(
         network_dir = os.path.join(output_dir, name) if output_dir else None
         record = training.train_network(
             config, data.train_images, data.train_labels, data.test_images,
-            data.test_labels, output_dir=network_dir, log=log)
+            data.test_labels, output_dir=network_dir, log=log, name=name)
         record = {"name": name, **record, "flags": dict(flags or {})}
         runs.append(record)
         results = {"runs": runs, "summary": summarize_runs(runs)}

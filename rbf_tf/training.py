@@ -313,6 +313,7 @@ def train_network(
     log: Callable[[str], None] = lambda message: None,
     progress_seconds: float = 10.0,
     stop_after_steps: Optional[int] = None,
+    name: Optional[str] = None,
 ) -> Dict:
     """Trains one network and returns its record.
 
@@ -326,6 +327,7 @@ def train_network(
       progress_seconds: interval of progress lines inside an epoch.
       stop_after_steps: stop (after checkpointing) once this many steps have
         run in this call; for tests of resuming.
+      name: names the network in log lines; default `config.layer`.
 
     Returns:
       A dict with "layer", "units", "params" {"hidden", "readout", "total"},
@@ -334,6 +336,7 @@ def train_network(
       "best_test_accuracy", "seconds_to_target", "epochs_to_target",
       "seconds_per_epoch" and "config".
     """
+    name = name or config.layer
     model = build_network(config, train_images, train_labels,
                           num_classes=int(np.max(train_labels)) + 1)
     groups = make_optimizers(config, model)
@@ -351,10 +354,10 @@ def train_network(
         if manager.latest_checkpoint:
             checkpoint.restore(manager.latest_checkpoint).assert_consumed()
             if int(progress.epoch) >= config.epochs:
-                log(f"{config.layer}: already trained for {config.epochs} epochs "
+                log(f"{name}: already trained for {config.epochs} epochs "
                     f"({manager.latest_checkpoint})")
             else:
-                log(f"{config.layer}: resumed from {manager.latest_checkpoint} at "
+                log(f"{name}: resumed from {manager.latest_checkpoint} at "
                     f"epoch {int(progress.epoch) + 1}, step "
                     f"{int(progress.step_in_epoch)}")
         writer = tf.summary.create_file_writer(os.path.join(output_dir, "summaries"))
@@ -388,7 +391,7 @@ def train_network(
             now = time.perf_counter()
             done = int(progress.step_in_epoch)
             if now - last_report >= progress_seconds and done < steps_per_epoch:
-                log(f"{config.layer}: epoch {epoch + 1}/{config.epochs} step "
+                log(f"{name}: epoch {epoch + 1}/{config.epochs} step "
                     f"{done}/{steps_per_epoch} loss {float(loss):.4f}")
                 last_report = now
             interrupt = stop_after_steps is not None and steps_run >= stop_after_steps
@@ -417,7 +420,7 @@ def train_network(
             "examples_per_second": len(train_images) / max(epoch_seconds, 1e-9),
         }
         history.append(record)
-        log(f"{config.layer}: epoch {epoch + 1}/{config.epochs} train_loss "
+        log(f"{name}: epoch {epoch + 1}/{config.epochs} train_loss "
             f"{record['train_loss']:.4f} test_loss {test_loss:.4f} test_accuracy "
             f"{test_accuracy:.4f} seconds {epoch_seconds:.1f} examples/s "
             f"{record['examples_per_second']:.0f}")
@@ -430,7 +433,7 @@ def train_network(
         save_checkpoint()
 
     if manager is not None:
-        log(f"{config.layer}: checkpoint {manager.latest_checkpoint}")
+        log(f"{name}: checkpoint {manager.latest_checkpoint}")
     return summarize(config, model, history)
 
 
