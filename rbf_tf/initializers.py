@@ -454,7 +454,8 @@ def make_widths(
       centers: the centers, from `make_centers` or built by hand.
       seed: seeds the subsets of the in-class distance estimate.
       sample_size: samples per class for the in-class distance estimate, as in
-        `in_class_distances`.
+        `in_class_distances`, but capped at num_examples so that small data
+        sets work with the default.
       neighbors: nearest centers averaged by "nearest_centers", at least 1.
 
     Returns:
@@ -474,6 +475,9 @@ def make_widths(
         )
     if not isinstance(centers, Centers):
         raise TypeError(f"centers must be a Centers, got {type(centers).__name__}.")
+    x = _check_data(x, labels)
+    # No class has more samples than the data, so the cap changes no estimate.
+    sample_size = min(sample_size, len(x))
 
     if method == "in_class":
         sigma = np.full(centers.units, in_class_width(x, labels, sample_size, seed))
