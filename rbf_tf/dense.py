@@ -53,7 +53,10 @@ class Dense(Layer):
           name: module name; default "dense".
 
         Raises:
-          ValueError: if `activation` is an unknown name.
+          ValueError: if `activation` is an unknown name, or `input_dim` or
+            `units` is below 1.
+          TypeError: if `activation` is neither a name, None nor a callable, or
+            `dtype` is not float32 or float64.
         """
         super().__init__(input_dim, units, dtype, check_numerics, name)
         if isinstance(activation, str):
@@ -64,8 +67,13 @@ class Dense(Layer):
                 )
             self.activation_name = activation
             activation = ACTIVATIONS[activation]
-        else:
+        elif activation is None or callable(activation):
             self.activation_name = getattr(activation, "__name__", "linear")
+        else:
+            raise TypeError(
+                f"activation must be one of {sorted(ACTIVATIONS)}, None or a "
+                f"callable, got {activation!r}."
+            )
         self.activation = activation
 
         rng = np.random.default_rng(seed)
