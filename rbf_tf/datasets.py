@@ -13,10 +13,12 @@ Nothing is cached on disk.
 Example:
 
     data = load_dataset("mnist")
-    train = make_dataset(
-        data.train_images, data.train_labels, 128, shuffle=True, seed=0
-    )
-    for images, labels in train:  # [128, 784] float32, [128] int64
+    for epoch in range(10):
+        train = make_dataset(
+            data.train_images, data.train_labels, 128, shuffle=True, seed=0,
+            epoch=epoch,
+        )
+        for images, labels in train:  # [128, 784] float32, [128] int64
         ...
 """
 
@@ -484,16 +486,17 @@ def make_dataset(
     *,
     shuffle: bool,
     seed: Optional[int],
+    epoch: int = 0,
+    start_step: int = 0,
     drop_remainder: bool = False,
 ) -> tf.data.Dataset:
-    """Builds a tf.data pipeline of (images, labels) batches.
+    """Builds a tf.data pipeline of one epoch's (images, labels) batches.
 
-    With `shuffle`, every pass over the pipeline visits the whole set in a new
-    order (a shuffle of all indices, not a bounded buffer). The sequence of
-    orders is fixed by `seed`: two pipelines built with the same seed, in the
-    same or in a fresh process, give the same order in their first pass, the
-    same in their second, and so on. If a global seed has been set with
-    `tf.random.set_seed`, it enters the order too.
+    With `shuffle`, the epoch visits the whole set in an order (a permutation
+    of all indices, not a bounded buffer) fixed by `seed` and `epoch` alone:
+    the same in a fresh process, and the same whether or not earlier epochs
+    ran. A training run that resumes in the middle of an epoch therefore sees
+    the batches an uninterrupted run would, after skipping `start_step`.
 
     Args:
       images: [num_examples, input_dim] floating array or tensor.
@@ -503,6 +506,8 @@ def make_dataset(
       shuffle: whether to reshuffle on every pass.
       seed: int seed of the shuffle; required when `shuffle` is True, ignored
         otherwise.
+      epoch: non-negative int, the epoch whose order to use.
+      start_step: non-negative int, the number of leading batches to skip.
       drop_remainder: whether to drop a last batch smaller than `batch_size`.
 
     Returns:
@@ -551,13 +556,19 @@ def make_dataset(
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise TypeError(f"seed must be an int, got {seed!r}.")
 
-    # Shuffle and batch indices, then gather whole batches: cheaper than pushing
+    for name, value in (("epoch", epoch), ("start_step", start_step)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"{name} must be a non-negative int, got {value!r}.")
+        if value < 0:
+            raise ValueError(f"{name} must be a non-negative int, got {value}.")
+
+    # Order and batch indices, then gather whole batches: cheaper than pushing
     # every example through a shuffle buffer.
-    index = tf.data.Dataset.range(num_examples)
     if shuffle:
-        index = index.shuffle(
-            num_examples, seed=int(seed), reshuffle_each_iteration=True
-        )
+        order = np.random.default_rng([int(seed), int(epoch)]).permutation(num_examples)
+    else:
+        order = np.arange(num_examples)
+    index = tf.data.Dataset.from_tensor_slices(order[start_step * batch_size:])
     index = index.batch(batch_size, drop_remainder=drop_remainder)
     batches = index.map(
         lambda i: (tf.gather(images, i), tf.gather(labels, i)),  # [B, n], [B]

@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
-from rbf_tf import initializers
+from rbf_tf import datasets, initializers
 from rbf_tf.classifier import Classifier
 from rbf_tf.dense import Dense
 from rbf_tf.gaussian import GaussianRBF
@@ -157,43 +157,6 @@ def evaluate(eval_step: Callable, images: np.ndarray, labels: np.ndarray,
         total_loss += float(loss)
         total_correct += int(correct)
     return total_loss / len(images), total_correct / len(images)
-
-
-# Data order.
-
-
-def epoch_order(num_examples: int, seed: int, epoch: int) -> np.ndarray:
-    """The permutation of examples for one epoch, fixed by (seed, epoch).
-
-    Each epoch's order depends only on the seed and the epoch number, so a run
-    that resumes in the middle of an epoch sees the same batches as one that
-    never stopped.
-    """
-    return np.random.default_rng([seed, epoch]).permutation(num_examples)
-
-
-def epoch_batches(images: tf.Tensor, labels: tf.Tensor, batch_size: int,
-                  seed: int, epoch: int, start_step: int = 0) -> tf.data.Dataset:
-    """A `tf.data` pipeline of one epoch's shuffled (images, labels) batches.
-
-    Args:
-      images: [N, n] float tensor, kept in memory; batches are gathered from it.
-      labels: [N] integer tensor.
-      batch_size: examples per batch; the last batch may be smaller.
-      seed, epoch: fix the order, see `epoch_order`.
-      start_step: number of batches of this epoch to skip (when resuming).
-
-    Returns:
-      A dataset of ([b, n], [b]) batches, prefetched.
-    """
-    order = epoch_order(int(images.shape[0]), seed, epoch)[start_step * batch_size:]
-    return (
-        tf.data.Dataset.from_tensor_slices(order)
-        .batch(batch_size)
-        .map(lambda index: (tf.gather(images, index), tf.gather(labels, index)),
-             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        .prefetch(tf.data.AUTOTUNE)
-    )
 
 
 # Building a network.
@@ -381,8 +344,9 @@ def train_network(
         start_step = int(progress.step_in_epoch)
         started = time.perf_counter()
         last_report = started
-        batches = epoch_batches(images, labels, config.batch_size, config.seed,
-                                epoch, start_step)
+        batches = datasets.make_dataset(
+            images, labels, config.batch_size, shuffle=True, seed=config.seed,
+            epoch=epoch, start_step=start_step)
         for batch_images, batch_labels in batches:
             loss = step(batch_images, batch_labels)
             progress.loss_sum.assign_add(float(loss) * int(batch_labels.shape[0]))

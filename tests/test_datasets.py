@@ -523,42 +523,62 @@ def test_make_dataset_batch_shapes(drop_remainder, sizes):
 
 def test_make_dataset_shuffles_whole_set_and_keeps_pairs():
     images, labels = toy_arrays(50)
-    dataset = datasets.make_dataset(images, labels, 8, shuffle=True, seed=0)
-    orders = [epoch_labels(dataset) for _ in range(2)]
+    orders = [
+        epoch_labels(
+            datasets.make_dataset(images, labels, 8, shuffle=True, seed=0, epoch=e)
+        )
+        for e in range(2)
+    ]
     for order in orders:
         assert sorted(order) == list(range(50))
     assert orders[0] != orders[1]
     assert orders[0] != list(range(50))
+    dataset = datasets.make_dataset(images, labels, 8, shuffle=True, seed=0)
     for x, y in dataset:
         np.testing.assert_array_equal(x.numpy(), images[y.numpy()])
 
 
-def test_make_dataset_same_seed_same_orders_different_seed_differs():
+def test_make_dataset_order_depends_on_seed_and_epoch_only():
     images, labels = toy_arrays(50)
 
-    def orders(seed):
-        dataset = datasets.make_dataset(images, labels, 8, shuffle=True, seed=seed)
-        return [epoch_labels(dataset) for _ in range(3)]
+    def order(seed, epoch):
+        return epoch_labels(
+            datasets.make_dataset(
+                images, labels, 8, shuffle=True, seed=seed, epoch=epoch
+            )
+        )
 
-    assert orders(7) == orders(7)
-    assert orders(7)[0] != orders(8)[0]
-
-
-# The two first passes TensorFlow 2.21 makes over 12 examples with seed 5 and no
-# global seed. Each pytest run is a fresh process, so matching them shows that the
-# orders depend on the seed alone. A TensorFlow release that changed its shuffle
-# would change them, and with them the order of every seeded training run.
-PINNED_ORDERS = [
-    [1, 0, 7, 11, 9, 10, 3, 5, 4, 8, 6, 2],
-    [8, 1, 3, 4, 7, 6, 10, 11, 0, 9, 2, 5],
-]
+    assert order(7, 3) == order(7, 3)
+    assert order(7, 0) != order(8, 0)
+    assert order(7, 0) != order(7, 1)
+    expected = np.random.default_rng([7, 3]).permutation(50).tolist()
+    assert order(7, 3) == expected
 
 
-def test_make_dataset_orders_match_those_of_a_fresh_process():
-    tf.random.set_seed(None)  # As in a process that never sets a global seed.
+def test_make_dataset_start_step_skips_leading_batches():
+    images, labels = toy_arrays(50)
+    whole = list(datasets.make_dataset(images, labels, 8, shuffle=True, seed=1, epoch=2))
+    rest = list(
+        datasets.make_dataset(
+            images, labels, 8, shuffle=True, seed=1, epoch=2, start_step=3
+        )
+    )
+    assert len(rest) == len(whole) - 3
+    for (_, a), (_, b) in zip(whole[3:], rest):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+# The order comes from NumPy's generator seeded with (seed, epoch), whatever
+# TensorFlow's global seed is.
+PINNED_ORDER = np.random.default_rng([5, 0]).permutation(12).tolist()
+
+
+def test_make_dataset_order_is_independent_of_tensorflow_seeds():
+    tf.random.set_seed(123)
     images, labels = toy_arrays(12)
     dataset = datasets.make_dataset(images, labels, 5, shuffle=True, seed=5)
-    assert [epoch_labels(dataset) for _ in range(2)] == PINNED_ORDERS
+    assert epoch_labels(dataset) == PINNED_ORDER
+    tf.random.set_seed(None)
 
 
 def test_make_dataset_on_mnist(mnist):
@@ -615,6 +635,8 @@ INTS = np.zeros(4, np.int64)
             "shuffle=True needs an int seed, got seed=None",
         ),
         ({"shuffle": True, "seed": "0"}, TypeError, "seed must be an int, got '0'"),
+        ({"epoch": -1}, ValueError, "epoch must be a non-negative int, got -1"),
+        ({"start_step": 1.5}, TypeError, "start_step must be a non-negative int"),
     ],
 )
 def test_make_dataset_rejects_bad_input(changes, error, pattern):
