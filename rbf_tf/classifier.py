@@ -9,7 +9,15 @@ from rbf_tf.dense import Dense
 
 
 def count_parameters(module: tf.Module) -> int:
-    """Number of scalars in the trainable variables of `module`."""
+    """Returns the number of scalars in the trainable variables of `module`.
+
+    Args:
+      module: any `tf.Module`; variables shared by two of its submodules count
+        once.
+
+    Returns:
+      A Python int.
+    """
     return int(sum(v.shape.num_elements() for v in module.trainable_variables))
 
 
@@ -41,6 +49,11 @@ class Classifier(Layer):
           num_classes: k, the number of logits.
           seed: seeds the readout kernel.
           name: module name; default "classifier".
+
+        Raises:
+          TypeError: if `hidden` is not an rbf_tf layer or `num_classes` is not
+            an int.
+          ValueError: if `num_classes` is below 1.
         """
         if not isinstance(hidden, Layer):
             raise TypeError(
@@ -63,6 +76,7 @@ class Classifier(Layer):
 
     @property
     def num_classes(self) -> int:
+        """k, the number of logits (the classifier's `units`)."""
         return self.units
 
     def param_counts(self) -> Dict[str, int]:
