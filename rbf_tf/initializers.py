@@ -60,10 +60,12 @@ def centers_from_samples(x: np.ndarray, units: int, seed: int = 0) -> np.ndarray
       `GaussianRBF.mu`).
 
     Raises:
-      ValueError: if `units` exceeds the number of examples.
+      ValueError: if `units` is below 1 or exceeds the number of examples.
     """
     x = _check_data(x)
-    if units < 1 or units > len(x):
+    if units < 1:
+        raise ValueError(f"units must be at least 1, got {units}.")
+    if units > len(x):
         raise ValueError(
             f"cannot choose {units} centers from {len(x)} examples without "
             f"replacement; use at most {len(x)} units or more data."
