@@ -6,9 +6,11 @@ Public names:
   Classifier: a hidden layer plus a linear readout giving logits.
   SGD, Adam: optimisers as `tf.Module`s.
   initializers: centers and widths from training data.
+  datasets: verified MNIST / Fashion-MNIST loading and tf.data pipelines.
+  training: the training step and loop shared by both networks.
 """
 
-from rbf_tf import initializers
+from rbf_tf import datasets, initializers, training
 from rbf_tf.classifier import Classifier, count_parameters
 from rbf_tf.dense import Dense
 from rbf_tf.gaussian import (
@@ -25,9 +27,11 @@ __all__ = [
     "GaussianRBF",
     "SGD",
     "count_parameters",
+    "datasets",
     "initializers",
     "make_optimizer",
     "squared_distances",
     "squared_distances_reference",
+    "training",
 ]
 __version__ = "0.1.0"
