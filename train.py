@@ -102,6 +102,11 @@ flags.DEFINE_boolean("restart", False,
 flags.DEFINE_boolean("overwrite", False,
                      "Write into a non-empty --output_dir that train.py did not "
                      "create.")
+flags.DEFINE_string("export_dir", None,
+                    "After training, export each network as a SavedModel for "
+                    "serving, to <export_dir>/<network>. A non-empty directory "
+                    "is refused before training starts unless --overwrite, which "
+                    "replaces the exports of this run's networks.")
 
 
 @flags.validator("seeds", "--seeds must be a comma-separated list of integers.")
@@ -116,6 +121,9 @@ def parse_flags(argv):
     except flags.Error as e:
         print(f"train.py: error: {e}", file=sys.stderr)
         sys.exit(1)
+    except SystemExit as e:
+        # absl ends --help and --helpfull with status 1; asking is no failure.
+        sys.exit(0 if e.code == 1 else e.code)
 
 
 def import_tensorflow_quietly():
@@ -166,7 +174,7 @@ def main(argv):
         return 1
 
     tf = import_tensorflow_quietly()
-    from rbf_tf import datasets, experiment
+    from rbf_tf import datasets, experiment, export
 
     logging.set_verbosity(logging.WARNING)
     tf.config.experimental.enable_op_determinism()
@@ -175,6 +183,9 @@ def main(argv):
     settings = {name: FLAGS[name].value for name in sorted(FLAGS_OF_A_RUN)}
 
     try:
+        if FLAGS.export_dir:
+            export.check_networks_export(FLAGS.export_dir, output_dir,
+                                         FLAGS.overwrite, "pass --overwrite")
         data = datasets.load_dataset(FLAGS.dataset, FLAGS.data_dir)
         if FLAGS.train_examples:
             data = datasets.take_examples(data, FLAGS.train_examples, FLAGS.seed)
@@ -215,6 +226,13 @@ def main(argv):
         else:
             print("plots: skipped, matplotlib is not installed "
                   "(pip install 'rbf_tf[plots]' to get them)")
+    if FLAGS.export_dir:
+        try:
+            export.export_networks(networks, output_dir, data, FLAGS.export_dir,
+                                   FLAGS.overwrite, log=lambda line: print(line))
+        except (ValueError, OSError) as e:
+            print(f"train.py: error: {e}", file=sys.stderr)
+            return 1
     return 0
 
 
