@@ -99,6 +99,7 @@ def make_train_step(
     model: tf.Module,
     optimizer: Union[Optimizer, Groups],
     jit_compile: bool = False,
+    strategy: Optional[tf.distribute.Strategy] = None,
 ) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
     """Builds the compiled training step shared by every network.
 
@@ -107,11 +108,16 @@ def make_train_step(
       optimizer: one `Optimizer` for all trainable variables, or a sequence of
         (optimizer, variables) pairs covering them, one learning rate per group.
       jit_compile: compile the step with XLA.
+      strategy: None for one device; else the `tf.distribute.Strategy` under
+        whose `scope()` the model and optimisers were made, and the step is
+        `make_replicated_train_step`'s.
 
     Returns:
       A `tf.function` step(images [B, n], labels [B] int) -> scalar mean loss,
       which updates the model's variables in place.
     """
+    if strategy is not None:
+        return make_replicated_train_step(model, optimizer, strategy, jit_compile)
     groups = as_groups(model, optimizer)
     for opt, variables in groups:
         opt.build(variables)
@@ -129,6 +135,131 @@ def make_train_step(
         return loss
 
     return step
+
+
+def make_replicated_train_step(
+    model: tf.Module,
+    optimizer: Union[Optimizer, Groups],
+    strategy: tf.distribute.Strategy,
+    jit_compile: bool = False,
+) -> Callable:
+    """The training step of `make_train_step`, run on every replica of `strategy`.
+
+    Each replica takes its share of a global batch and divides its summed
+    per-example losses by the size of the whole global batch (found by an
+    all-reduce, so a smaller last batch, or a replica with no examples, is
+    scaled right). The gradients are summed over the replicas, which gives the
+    gradient of the global batch's mean loss, and every replica then applies
+    the same update to its copy of the variables: the result is that of one
+    device training on the global batch, up to float rounding.
+
+    Args:
+      model: as for `make_train_step`, made under `strategy.scope()`.
+      optimizer: as for `make_train_step`, made under `strategy.scope()`; the
+        slots are created here, under the same scope.
+      strategy: a `MirroredStrategy` or `MultiWorkerMirroredStrategy`.
+      jit_compile: compile each replica's forward and backward pass with XLA.
+
+    Returns:
+      A `tf.function` step(images, labels) -> scalar mean loss over the global
+      batch, taking per-replica values such as the elements of
+      `replica_batches`.
+
+    Raises:
+      ValueError: if a model or optimiser variable was made outside
+        `strategy.scope()`.
+    """
+    groups = as_groups(model, optimizer)
+    with strategy.scope():
+        for opt, variables in groups:
+            opt.build(variables)
+    variables = [v for _, group in groups for v in group]
+    owned = list(model.variables) + [v for opt, _ in groups for v in opt.variables]
+    in_scope = strategy.extended.variable_created_in_scope
+    strays = [v.name for v in owned if not in_scope(v)]
+    if strays:
+        raise ValueError(
+            f"model and optimiser variables must be made under strategy.scope(), "
+            f"got {len(strays)} made outside it, e.g. {strays[0]!r}.")
+    sum_ = tf.distribute.ReduceOp.SUM
+
+    def gradients_of(images, labels, global_count):
+        with tf.GradientTape() as tape:
+            losses = tf.nn.sparse_softmax_cross_entropy_with_logits(
+                labels=tf.cast(labels, tf.int32), logits=model(images))  # [b]
+            loss = tf.reduce_sum(losses) / tf.cast(global_count, losses.dtype)
+        return loss, tape.gradient(loss, variables)
+
+    if jit_compile:
+        gradients_of = tf.function(gradients_of, jit_compile=True)
+
+    def apply_gradients(unused_anchor, gradients):
+        # Runs once per local replica, in the strategy's update context, where
+        # every read and assignment of a mirrored variable (slots and step
+        # counters included) goes to that replica's copy.
+        start = 0
+        for opt, group in groups:
+            opt.apply(gradients[start:start + len(group)], group)
+            start += len(group)
+        return tf.constant(0)
+
+    def replica_step(images, labels):
+        context = tf.distribute.get_replica_context()
+        global_count = context.all_reduce(sum_, tf.shape(labels)[0])
+        loss, gradients = gradients_of(images, labels, global_count)
+        gradients = context.all_reduce(sum_, gradients)
+        strategy.extended.update(groups[0][0].step, apply_gradients,
+                                 args=(gradients,), group=False)
+        return loss
+
+    @tf.function
+    def step(images, labels):
+        losses = strategy.run(replica_step, args=(images, labels))
+        return strategy.reduce(sum_, losses, axis=None)
+
+    return step
+
+
+def replica_batches(strategy: tf.distribute.Strategy, images: tf.Tensor,
+                    labels: tf.Tensor, batch_size: int, seed: int, epoch: int,
+                    start_step: int = 0) -> tf.distribute.DistributedDataset:
+    """One epoch's batches of `datasets.make_dataset`, split over the replicas.
+
+    Every worker builds the same global batches, in the order fixed by (seed,
+    epoch), so resuming at `start_step` works as on one device. Each global
+    batch of b examples is cut into `strategy.num_replicas_in_sync` contiguous
+    pieces whose sizes differ by at most one (a piece may be empty when b is
+    below the number of replicas); each worker feeds the pieces of its own
+    replicas.
+
+    Args:
+      strategy: the strategy that runs the step.
+      images: [N, n] float tensor; labels: [N] integer tensor.
+      batch_size: examples per global batch; the last one may be smaller.
+      seed, epoch, start_step: as for `datasets.make_dataset`.
+
+    Returns:
+      A distributed dataset of per-replica ([b_r, n], [b_r]) pieces.
+    """
+    replicas = strategy.num_replicas_in_sync
+
+    def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        local = replicas // context.num_input_pipelines
+        first = context.input_pipeline_id * local
+        batches = datasets.make_dataset(
+            images, labels, batch_size, shuffle=True, seed=seed, epoch=epoch,
+            start_step=start_step)
+
+        def pieces(batch_images, batch_labels):
+            bounds = tf.range(replicas + 1) * tf.shape(batch_labels)[0] // replicas
+            starts = bounds[first:first + local]
+            ends = bounds[first + 1:first + local + 1]
+            return tf.data.Dataset.from_tensor_slices((starts, ends)).map(
+                lambda start, end: (batch_images[start:end], batch_labels[start:end]))
+
+        return batches.flat_map(pieces)
+
+    return strategy.distribute_datasets_from_function(dataset_fn)
 
 
 def make_eval_step(model: tf.Module) -> Callable:
