@@ -419,7 +419,9 @@ def test_sign_of_sigma_does_not_matter(distance, dtype):
 
 def test_zero_width_is_floored_as_the_docstring_says():
     # The docstring promises max(sigma^2, 1e-12) as the variance.
-    assert "max(sigma_i^2, MIN_VARIANCE) = 1e-12" in rbf_tf.GaussianRBF.__doc__
+    doc = " ".join(rbf_tf.GaussianRBF.__doc__.split())
+    assert "width of zero is kept from dividing by zero" in doc
+    assert "max(sigma_i^2, MIN_VARIANCE) = 1e-12" in doc
     assert gaussian.MIN_VARIANCE == 1e-12
     # Centers at the origin and inputs 1e-6 from them: d^2 = 1e-12 exactly.
     x = np.zeros((1, 3))
