@@ -7,6 +7,7 @@ summaries, checkpoints that a killed run resumes from, and a results record.
 Everything here is silent unless a `log` callable is passed in.
 """
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -18,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
-from rbf_tf import datasets, initializers
+from rbf_tf import datasets, distribute, initializers
 from rbf_tf.classifier import Classifier
 from rbf_tf.dense import Dense
 from rbf_tf.gaussian import GaussianRBF
@@ -408,6 +409,7 @@ def train_network(
     progress_seconds: float = 10.0,
     stop_after_steps: Optional[int] = None,
     name: Optional[str] = None,
+    strategy: Optional[tf.distribute.Strategy] = None,
 ) -> Dict:
     """Trains one network and returns its record.
 
@@ -422,6 +424,14 @@ def train_network(
       stop_after_steps: stop (after checkpointing) once this many steps have
         run in this call; for tests of resuming.
       name: names the network in log lines; default `config.layer`.
+      strategy: None trains on one device. A `tf.distribute.Strategy` (see
+        `rbf_tf.distribute.make_strategy`) makes the model and optimisers under
+        its scope and splits every batch over its replicas, with the same
+        results up to float rounding. Under a multi-worker strategy every
+        worker calls this with the same arguments; all read checkpoints from
+        `output_dir` (so resuming needs a folder all workers see), but only
+        the chief writes there: the others save into a temporary folder that
+        is removed at once, and write no summaries.
 
     Returns:
       A dict with "layer", "units", "params" {"hidden", "readout", "total"},
@@ -429,32 +439,49 @@ def train_network(
       "seconds", "examples_per_second"} per epoch), "final_test_accuracy",
       "best_test_accuracy", "seconds_to_target", "epochs_to_target",
       "seconds_per_epoch" and "config".
+
+    Raises:
+      RuntimeError: if called inside a strategy's scope.
     """
+    if tf.distribute.has_strategy():
+        raise RuntimeError(
+            "train_network must be called outside strategy.scope(), with the "
+            "strategy passed as strategy=, but it was called inside a scope.")
     name = name or config.layer
-    model = build_network(config, train_images, train_labels,
-                          num_classes=int(np.max(train_labels)) + 1)
-    groups = make_optimizers(config, model)
+    # Progress stays outside the scope: host-side bookkeeping, one copy.
+    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+    with scope:
+        model = build_network(config, train_images, train_labels,
+                              num_classes=int(np.max(train_labels)) + 1)
+        groups = make_optimizers(config, model)
+        step = make_train_step(model, groups, jit_compile=config.jit_compile,
+                               strategy=strategy)
     base_rates = [float(opt.learning_rate.numpy()) for opt, _ in groups]
-    step = make_train_step(model, groups, jit_compile=config.jit_compile)
     eval_step = make_eval_step(model)
     progress = Progress()
 
+    chief = distribute.is_chief(strategy)
     manager = writer = None
     if output_dir is not None:
         checkpoint = tf.train.Checkpoint(
             model=model, optimizers=[opt for opt, _ in groups], progress=progress)
-        manager = tf.train.CheckpointManager(
-            checkpoint, os.path.join(output_dir, "checkpoints"), max_to_keep=2)
-        if manager.latest_checkpoint:
-            checkpoint.restore(manager.latest_checkpoint).assert_consumed()
+        checkpoint_dir = os.path.join(output_dir, "checkpoints")
+        save_dir = distribute.write_dir(checkpoint_dir, strategy)
+        manager = tf.train.CheckpointManager(checkpoint, save_dir, max_to_keep=2)
+        latest = (manager.latest_checkpoint if chief
+                  else tf.train.latest_checkpoint(checkpoint_dir))
+        if latest:
+            checkpoint.restore(latest).assert_consumed()
             if int(progress.epoch) >= config.epochs:
                 log(f"{name}: already trained for {config.epochs} epochs "
-                    f"({manager.latest_checkpoint})")
+                    f"({latest})")
             else:
-                log(f"{name}: resumed from {manager.latest_checkpoint} at "
+                log(f"{name}: resumed from {latest} at "
                     f"epoch {int(progress.epoch) + 1}, step "
                     f"{int(progress.step_in_epoch)}")
-        writer = tf.summary.create_file_writer(os.path.join(output_dir, "summaries"))
+        if chief:
+            writer = tf.summary.create_file_writer(
+                os.path.join(output_dir, "summaries"))
 
     images = tf.constant(train_images)
     labels = tf.constant(train_labels)
@@ -466,6 +493,7 @@ def train_network(
         progress.history.assign(json.dumps(history))
         if manager is not None:
             manager.save()
+            distribute.remove_write_dir(save_dir, checkpoint_dir)
 
     while int(progress.epoch) < config.epochs:
         epoch = int(progress.epoch)
@@ -475,12 +503,19 @@ def train_network(
         start_step = int(progress.step_in_epoch)
         started = time.perf_counter()
         last_report = started
-        batches = datasets.make_dataset(
-            images, labels, config.batch_size, shuffle=True, seed=config.seed,
-            epoch=epoch, start_step=start_step)
+        if strategy is None:
+            batches = datasets.make_dataset(
+                images, labels, config.batch_size, shuffle=True, seed=config.seed,
+                epoch=epoch, start_step=start_step)
+        else:
+            batches = replica_batches(strategy, images, labels, config.batch_size,
+                                      config.seed, epoch, start_step)
+        batch_start = start_step * config.batch_size
         for batch_images, batch_labels in batches:
             loss = step(batch_images, batch_labels)
-            progress.loss_sum.assign_add(float(loss) * int(batch_labels.shape[0]))
+            examples = min(config.batch_size, len(train_images) - batch_start)
+            batch_start += examples
+            progress.loss_sum.assign_add(float(loss) * examples)
             progress.step_in_epoch.assign_add(1)
             steps_run += 1
             now = time.perf_counter()
@@ -527,7 +562,7 @@ def train_network(
         progress.epoch_seconds.assign(0.0)
         save_checkpoint()
 
-    if manager is not None:
+    if manager is not None and chief:
         log(f"{name}: checkpoint {manager.latest_checkpoint}")
     return summarize(config, model, history)
 
