@@ -9,6 +9,7 @@ checkpoints go to --output_dir. Running the same command again resumes from
 the last checkpoint. `python train.py --helpfull` lists every flag.
 """
 
+import json
 import os
 import sys
 import tempfile
@@ -93,6 +94,15 @@ flags.DEFINE_integer("train_examples", 0,
                      "Train on only this many training examples (0 = all).",
                      lower_bound=0)
 flags.DEFINE_boolean("jit_compile", False, "Compile the training step with XLA.")
+flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
+                  "How training is spread: 'default' one device; 'mirrored' "
+                  "every local GPU (or --cpu_devices logical CPUs); "
+                  "'multi_worker' one process per machine, the cluster given by "
+                  "the TF_CONFIG environment variable (see README).")
+flags.DEFINE_integer("cpu_devices", 0,
+                     "With --strategy=mirrored, replicate over this many logical "
+                     "CPU devices instead of the GPUs (0 = the GPUs).",
+                     lower_bound=0)
 flags.DEFINE_integer("checkpoint_every_steps", 0,
                      "Also checkpoint every N steps inside an epoch (0 = only "
                      "at epoch ends).", lower_bound=0)
@@ -112,6 +122,13 @@ flags.DEFINE_string("export_dir", None,
 @flags.validator("seeds", "--seeds must be a comma-separated list of integers.")
 def _check_seeds(value):
     return value is None or all(v.strip().lstrip("-").isdigit() for v in value)
+
+
+@flags.multi_flags_validator(
+    ["strategy", "cpu_devices"],
+    "--cpu_devices needs --strategy=mirrored; drop it or pass --strategy=mirrored.")
+def _check_cpu_devices(values):
+    return values["cpu_devices"] == 0 or values["strategy"] == "mirrored"
 
 
 def parse_flags(argv):
@@ -168,22 +185,56 @@ def gaussian_settings():
     return recipe
 
 
+def run_distributed(networks, data, output_dir, strategy, settings, log):
+    """`experiment.run_experiment` under a strategy; only the chief writes files.
+
+    Every worker trains every network in step with the others; each reads
+    checkpoints from `output_dir`, but only the chief writes results.json there.
+    """
+    from rbf_tf import distribute, experiment, training
+
+    chief = distribute.is_chief(strategy)
+    runs = []
+    for name, config in networks:
+        log(f"{name}: training {config.layer} network, {config.units} units, "
+            f"{config.epochs} epochs, seed {config.seed}, "
+            f"{strategy.num_replicas_in_sync} replicas")
+        record = training.train_network(
+            config, data.train_images, data.train_labels, data.test_images,
+            data.test_labels, output_dir=os.path.join(output_dir, name), log=log,
+            name=name, strategy=strategy)
+        runs.append({"name": name, **record, "flags": dict(settings)})
+        results = {"runs": runs, "summary": experiment.summarize_runs(runs)}
+        if chief:
+            training.write_atomically(
+                os.path.join(output_dir, experiment.RESULTS_FILE),
+                json.dumps(results, indent=2))
+    return results
+
+
 def main(argv):
     if len(argv) > 1:
         print(f"train.py: error: unexpected arguments {argv[1:]}", file=sys.stderr)
         return 1
 
     tf = import_tensorflow_quietly()
-    from rbf_tf import datasets, experiment, export
+    from rbf_tf import datasets, distribute, experiment, export
 
     logging.set_verbosity(logging.WARNING)
     tf.config.experimental.enable_op_determinism()
+    try:
+        # Before any other TensorFlow operation: devices are fixed at start-up.
+        strategy = distribute.make_strategy(FLAGS.strategy, FLAGS.cpu_devices)
+    except (ValueError, RuntimeError) as e:
+        print(f"train.py: error: {e}", file=sys.stderr)
+        return 1
+    chief = distribute.is_chief(strategy)
     layers = ["gaussian", "dense"] if FLAGS.layer == "both" else [FLAGS.layer]
     output_dir = FLAGS.output_dir or os.path.join("runs", FLAGS.dataset)
     settings = {name: FLAGS[name].value for name in sorted(FLAGS_OF_A_RUN)}
 
     try:
-        if FLAGS.export_dir:
+        if FLAGS.export_dir and chief:
             export.check_networks_export(FLAGS.export_dir, output_dir,
                                          FLAGS.overwrite, "pass --overwrite")
         data = datasets.load_dataset(FLAGS.dataset, FLAGS.data_dir)
@@ -202,18 +253,32 @@ def main(argv):
             match_params=FLAGS.match_params and "gaussian" in layers,
             input_dim=data.train_images.shape[1],
             num_classes=int(data.train_labels.max()) + 1)
-        resuming = experiment.prepare_output_dir(
+        resuming = chief and experiment.prepare_output_dir(
             output_dir, settings, restart=FLAGS.restart, overwrite=FLAGS.overwrite)
     except (ValueError, OSError) as e:
         print(f"train.py: error: {e}", file=sys.stderr)
+        distribute.all_agree(strategy, False)
+        return 1
+    # Workers start together, and only once the chief has prepared the folder.
+    if not distribute.all_agree(strategy, True):
+        print("train.py: error: another worker could not start; see its output.",
+              file=sys.stderr)
         return 1
 
     print(f"{data.name}: {len(data.train_images)} training and "
           f"{len(data.test_images)} test examples; output in {output_dir}"
           + (" (resuming)" if resuming else ""), flush=True)
-    results = experiment.run_experiment(
-        networks, data, output_dir, log=lambda line: print(line, flush=True),
-        flags=settings)
+    if strategy is None:
+        results = experiment.run_experiment(
+            networks, data, output_dir, log=lambda line: print(line, flush=True),
+            flags=settings)
+    else:
+        task = "" if chief else distribute.task_name(strategy) + ": "
+        results = run_distributed(networks, data, output_dir, strategy, settings,
+                                  log=lambda line: print(task + line, flush=True))
+        if not chief:
+            print(f"{task}done; the chief writes results, plots and exports.")
+            return 0
     print()
     print(experiment.format_table(results["summary"]))
     print(f"\nresults: {os.path.join(output_dir, experiment.RESULTS_FILE)}")
@@ -237,7 +302,8 @@ def main(argv):
 
 
 # Flags that define a run: a folder holding a run with other values of these is
-# not resumed. Flags about where files go and how often to save are left out.
+# not resumed. Flags about where files go, how often to save and how training is
+# spread over devices are left out: a run resumes under another strategy.
 FLAGS_OF_A_RUN = (
     "layer", "units", "epochs", "batch_size", "optimizer", "learning_rate",
     "recipe", "gaussian_learning_rate", "center_lr_scale", "width_lr_scale",

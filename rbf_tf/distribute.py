@@ -311,7 +311,10 @@ def all_agree(strategy: Optional[tf.distribute.Strategy], ok: bool) -> bool:
     if strategy is None:
         return bool(ok)
     vote = tf.constant(0.0 if ok else 1.0)
-    failures = strategy.reduce(
-        tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.identity(vote)),
-        axis=None)
-    return float(failures) == 0.0
+
+    @tf.function
+    def count_failures():
+        votes = strategy.run(lambda: tf.identity(vote))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, votes, axis=None)
+
+    return float(count_failures()) == 0.0
