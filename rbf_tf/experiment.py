@@ -51,6 +51,12 @@ def prepare_output_dir(path: str, settings: Dict, restart: bool = False,
                 shutil.rmtree(target)
             elif os.path.exists(target):
                 os.remove(target)
+        # Each network keeps its checkpoints and summaries in a folder of its own.
+        for entry in entries:
+            for name in ("checkpoints", "summaries"):
+                target = os.path.join(path, entry, name)
+                if os.path.isdir(target):
+                    shutil.rmtree(target)
     elif os.path.exists(run_file):
         with open(run_file) as f:
             previous = json.load(f)
