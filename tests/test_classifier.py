@@ -57,6 +57,7 @@ def test_total_equals_count_of_all_trainable_variables():
 def test_logits_are_readout_of_hidden(dtype):
     classifier = gaussian_classifier(dtype)
     classifier.readout.bias.assign(np.linspace(-1.0, 1.0, K))
+    classifier.hidden.w.assign(np.linspace(-2.0, 2.0, M))  # outputs of both signs
     x = np.random.default_rng(0).uniform(0.0, 1.0, (5, N)).astype(dtype.as_numpy_dtype)
 
     logits = classifier(x)

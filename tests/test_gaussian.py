@@ -131,6 +131,25 @@ def test_fast_squared_distance_to_own_center_is_small_and_not_negative(dtype):
     assert np.all(np.diag(d2) <= 64 * eps * norm2)
 
 
+@pytest.mark.parametrize("sigma", [1e-20, 1e-3, 1.0, 10.0])
+@distances
+@dtypes
+def test_outputs_lie_between_zero_and_the_weight(sigma, distance, dtype):
+    # Inputs on the centers and far from the origin: the fast expansion then
+    # cancels almost exactly and its rounding can make d^2 come out negative,
+    # which must not give exp(-d^2 / sigma^2) > 1.
+    x, _ = make_data("mnist_samples")
+    x = cast(x[:32] + 30.0, dtype)
+    layer = rbf_tf.GaussianRBF(
+        784, 32, mu=x.T, sigma=sigma, w=2.0, distance=distance, dtype=dtype
+    )
+
+    y = layer(x).numpy()
+
+    assert np.all(y >= 0.0)
+    assert np.all(y <= 2.0)
+
+
 @pytest.mark.parametrize("kind", DATA_KINDS)
 @dtypes
 def test_fast_and_reference_layers_agree(kind, dtype):

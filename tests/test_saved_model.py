@@ -4,7 +4,8 @@ The layers are saved with a bare `tf.saved_model.save(layer, path)`. One fresh
 Python process, in which any import of rbf_tf raises, reloads every export and
 calls it three ways (`loaded.forward`, the `serving_default` signature and
 `loaded(x)` itself) on batches of 1 and 1000, writing its outputs to .npy files
-that the tests compare with the layers in memory.
+that the tests compare with the layers in memory. A call that fails there is
+recorded with its error, so only the tests that need it fail.
 """
 
 import json
@@ -44,31 +45,51 @@ import tensorflow as tf
 folder = sys.argv[1]
 with open(os.path.join(folder, "names.json")) as f:
     names = json.load(f)
+
+
+# Runs step(); on an exception records it under `key` and returns None.
+def attempt(errors, key, step):
+    try:
+        return step()
+    except Exception as error:
+        errors[key] = f"{type(error).__name__}: {error}"
+        return None
+
+
 report = {}
 for name in names:
     loaded = tf.saved_model.load(os.path.join(folder, name))
-    signature = loaded.signatures["serving_default"]
-    (input_spec,) = signature.structured_input_signature[1].values()
-    report[name] = {
-        "callable": callable(loaded),
-        "signature_input_shape": input_spec.shape.as_list(),
-        "signature_outputs": sorted(signature.structured_outputs),
+    signature = loaded.signatures.get("serving_default")
+    errors = {}
+    report[name] = {"callable": callable(loaded), "errors": errors}
+    if signature is None:
+        errors["signature"] = f"no serving_default in {sorted(loaded.signatures)}"
+    else:
+        (input_spec,) = signature.structured_input_signature[1].values()
+        report[name]["signature_input_shape"] = input_spec.shape.as_list()
+        report[name]["signature_outputs"] = sorted(signature.structured_outputs)
+    calls = {
+        "forward": lambda x: loaded.forward(x),
+        "serving_default": lambda x: signature(x=tf.constant(x))["output_0"],
+        "direct": lambda x: loaded(x),
     }
     for batch_size in (1, 1000):
         x = np.load(os.path.join(folder, f"{name}_x{batch_size}.npy"))
-        outputs = {
-            "forward": loaded.forward(x),
-            "serving_default": signature(x=tf.constant(x))["output_0"],
-            "direct": loaded(x),
-        }
-        for call, y in outputs.items():
-            np.save(os.path.join(folder, f"{name}_{call}_{batch_size}.npy"), y.numpy())
-        x = tf.constant(x)
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            loss = tf.reduce_sum(loaded(x) ** 2)
-        gradient = tape.gradient(loss, x).numpy()
-        np.save(os.path.join(folder, f"{name}_gradient_{batch_size}.npy"), gradient)
+        for call, function in calls.items():
+            y = attempt(errors, f"{call}_{batch_size}", lambda: function(x).numpy())
+            if y is not None:
+                np.save(os.path.join(folder, f"{name}_{call}_{batch_size}.npy"), y)
+
+        def gradient():
+            t = tf.constant(x)
+            with tf.GradientTape() as tape:
+                tape.watch(t)
+                loss = tf.reduce_sum(loaded.forward(t) ** 2)
+            return tape.gradient(loss, t).numpy()
+
+        g = attempt(errors, f"gradient_{batch_size}", gradient)
+        if g is not None:
+            np.save(os.path.join(folder, f"{name}_gradient_{batch_size}.npy"), g)
 report["rbf_tf_imported"] = "rbf_tf" in sys.modules
 with open(os.path.join(folder, "report.json"), "w") as f:
     json.dump(report, f)
@@ -139,6 +160,7 @@ def test_fresh_process_never_imported_rbf_tf(reloaded):
 def test_serving_default_has_a_free_batch_dimension(reloaded, name):
     layers, _, report = reloaded
 
+    assert "signature" not in report[name]["errors"], report[name]["errors"]
     assert report[name]["signature_input_shape"] == [None, layers[name].input_dim]
     assert report[name]["signature_outputs"] == ["output_0"]
 
@@ -154,9 +176,11 @@ def test_reloaded_object_is_callable(reloaded, name):
 @pytest.mark.parametrize("call", CALLS)
 @pytest.mark.parametrize("name", NAMES)
 def test_reloaded_outputs_equal_in_memory_outputs(reloaded, name, call, batch_size):
-    layers, folder, _ = reloaded
+    layers, folder, report = reloaded
     layer = layers[name]
     expected = layer(inputs(layer, batch_size)).numpy()
+    error = report[name]["errors"].get(f"{call}_{batch_size}")
+    assert error is None, error
 
     y = np.load(folder / f"{name}_{call}_{batch_size}.npy")
 
@@ -169,13 +193,15 @@ def test_reloaded_outputs_equal_in_memory_outputs(reloaded, name, call, batch_si
 @pytest.mark.parametrize("batch_size", BATCH_SIZES)
 @pytest.mark.parametrize("name", NAMES)
 def test_reloaded_gradients_equal_in_memory_gradients(reloaded, name, batch_size):
-    layers, folder, _ = reloaded
+    layers, folder, report = reloaded
     layer = layers[name]
     x = tf.constant(inputs(layer, batch_size))
     with tf.GradientTape() as tape:
         tape.watch(x)
         loss = tf.reduce_sum(layer(x) ** 2)
     expected = tape.gradient(loss, x).numpy()
+    error = report[name]["errors"].get(f"gradient_{batch_size}")
+    assert error is None, error
 
     gradient = np.load(folder / f"{name}_gradient_{batch_size}.npy")
 
