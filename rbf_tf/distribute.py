@@ -27,11 +27,16 @@ import os
 import secrets
 import shutil
 import tempfile
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import tensorflow as tf
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
+
+# The strategies made in this process, by (name, cpu_devices). Devices and
+# collective communication cannot change once TensorFlow runs, so asking again
+# returns the strategy already made.
+_MADE: Dict[Tuple[str, int], tf.distribute.Strategy] = {}
 
 # Task types that take part in synchronous training. TF_CONFIG may name others
 # (a parameter server, an evaluator), which MultiWorkerMirroredStrategy does not
@@ -219,6 +224,9 @@ def configure_cpu_devices(count: int) -> List[tf.config.LogicalDevice]:
 def make_strategy(name: str, cpu_devices: int = 0) -> Optional[tf.distribute.Strategy]:
     """Makes the named strategy; call before TensorFlow runs any operation.
 
+    Called again in the same process with the same arguments, it returns the
+    strategy it made the first time.
+
     Args:
       name: "default", "mirrored" or "multi_worker" (see the module docstring).
       cpu_devices: for "mirrored", replicate over this many logical CPU devices
@@ -245,13 +253,17 @@ def make_strategy(name: str, cpu_devices: int = 0) -> Optional[tf.distribute.Str
             f"cpu_devices={cpu_devices} with strategy {name!r}.")
     if name == "default":
         return None
-    if name == "mirrored":
-        if cpu_devices:
+    key = (name, cpu_devices)
+    if key not in _MADE:
+        if name == "mirrored" and cpu_devices:
             devices = configure_cpu_devices(cpu_devices)
-            return tf.distribute.MirroredStrategy([d.name for d in devices])
-        return tf.distribute.MirroredStrategy()
-    parse_tf_config()
-    return tf.distribute.MultiWorkerMirroredStrategy()
+            _MADE[key] = tf.distribute.MirroredStrategy([d.name for d in devices])
+        elif name == "mirrored":
+            _MADE[key] = tf.distribute.MirroredStrategy()
+        else:
+            parse_tf_config()
+            _MADE[key] = tf.distribute.MultiWorkerMirroredStrategy()
+    return _MADE[key]
 
 
 def is_chief(strategy: Optional[tf.distribute.Strategy] = None) -> bool:
