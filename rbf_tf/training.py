@@ -448,7 +448,9 @@ def train_network(
             "train_network must be called outside strategy.scope(), with the "
             "strategy passed as strategy=, but it was called inside a scope.")
     name = name or config.layer
-    # Progress stays outside the scope: host-side bookkeeping, one copy.
+    # Model and optimisers are replicated; Progress, host-side bookkeeping, is
+    # made below, outside the scope (MultiWorkerMirroredStrategy cannot
+    # replicate its string variable).
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
     with scope:
         model = build_network(config, train_images, train_labels,
