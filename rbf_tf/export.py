@@ -10,6 +10,11 @@ rbf_tf:
     outputs["probabilities"]  # [B, 10] float32
     outputs["classes"]  # [B] int64
 
+Images of shape [None, 28, 28] are accepted too, by a second signature,
+`serving_2d`, with the same outputs. Both refuse, with an error rather than an
+answer, a tensor of another dtype or shape and pixels outside [0, 1] (see
+`ServingModule`).
+
 `export_module` writes a bare layer, such as a `GaussianRBF`, whose reloaded
 `forward` can be called inside another model's graph and trained further.
 
@@ -97,7 +102,7 @@ class ServingModule(tf.Module):
             spec = tf.TensorSpec([None, side, side], tf.float32, "images")
             self.serve_2d = tf.function(self._serve_2d, input_signature=[spec])
 
-    def signatures(self) -> Dict[str, tf.types.experimental.ConcreteFunction]:
+    def serving_signatures(self) -> Dict[str, tf.types.experimental.ConcreteFunction]:
         """The signatures to export: serving_default, and serving_2d if any."""
         signatures = {SERVING_SIGNATURE: self.serve.get_concrete_function()}
         if self.serve_2d is not None:
@@ -159,7 +164,7 @@ class ModuleExport(tf.Module):
         spec = tf.TensorSpec([None, layer.input_dim], layer.dtype, "x")
         self.forward = tf.function(self._forward, input_signature=[spec])
 
-    def signatures(self) -> Dict[str, tf.types.experimental.ConcreteFunction]:
+    def serving_signatures(self) -> Dict[str, tf.types.experimental.ConcreteFunction]:
         """The signature to export: serving_default, returning {"outputs"}."""
         spec = tf.TensorSpec([None, self.layer.input_dim], self.layer.dtype, "x")
         serving = tf.function(lambda x: {"outputs": self.forward(x)},
@@ -218,7 +223,7 @@ def export_classifier(model: Classifier, export_dir: str,
       ExportDirError: as `check_export_dir`.
     """
     module = ServingModule(model)
-    save_atomically(module, export_dir, module.signatures(), overwrite)
+    save_atomically(module, export_dir, module.serving_signatures(), overwrite)
     return export_dir
 
 
@@ -227,8 +232,10 @@ def export_module(layer: Layer, export_dir: str, overwrite: bool = False) -> str
 
     See `ModuleExport` for what the reloaded object offers. Example:
 
-        rbf_tf.export.export_module(rbf, "/tmp/rbf")
-        loaded = tf.saved_model.load("/tmp/rbf")  # needs no rbf_tf
+        from rbf_tf import export
+
+        export.export_module(rbf, "/tmp/rbf")
+        loaded = tf.saved_model.load("/tmp/rbf")  # Needs no rbf_tf.
         with tf.GradientTape() as tape:
             y = loaded.forward(x)  # [B, units]
         tape.gradient(y, loaded.layer.mu)
@@ -246,7 +253,7 @@ def export_module(layer: Layer, export_dir: str, overwrite: bool = False) -> str
       ExportDirError: as `check_export_dir`.
     """
     module = ModuleExport(layer)
-    save_atomically(module, export_dir, module.signatures(), overwrite)
+    save_atomically(module, export_dir, module.serving_signatures(), overwrite)
     return export_dir
 
 
@@ -259,6 +266,8 @@ def save_atomically(module: tf.Module, export_dir: str, signatures: Dict,
     When an existing export is replaced, it is first renamed aside and deleted
     after the new one is in place; a kill in the instant between the two renames
     leaves `export_dir` missing and the previous export beside it, never a mix.
+    A process killed before its rename leaves its temporary folder
+    (`.<name>.tmp-*`) behind, complete or not; it can be deleted.
 
     Raises:
       ExportDirError: as `check_export_dir`.
