@@ -9,7 +9,6 @@ checkpoints go to --output_dir. Running the same command again resumes from
 the last checkpoint. `python train.py --helpfull` lists every flag.
 """
 
-import json
 import os
 import sys
 import tempfile
@@ -67,7 +66,8 @@ flags.DEFINE_integer("sigma_sample_size", 500,
 flags.DEFINE_enum("center_init", "random", ["random", "kmeans", "class_balanced"],
                   "Initial Gaussian centers: random training samples, k-means "
                   "centers, or an equal number of samples per class.")
-flags.DEFINE_enum("width_init", "in_class", ["in_class", "per_class", "nearest_centers"],
+flags.DEFINE_enum("width_init", "in_class",
+                  ["in_class", "per_class", "nearest_centers"],
                   "Initial Gaussian widths: one global in-class distance, the "
                   "in-class distance of each center's class, or the distance to "
                   "each center's nearest other centers.")
@@ -185,33 +185,6 @@ def gaussian_settings():
     return recipe
 
 
-def run_distributed(networks, data, output_dir, strategy, settings, log):
-    """`experiment.run_experiment` under a strategy; only the chief writes files.
-
-    Every worker trains every network in step with the others; each reads
-    checkpoints from `output_dir`, but only the chief writes results.json there.
-    """
-    from rbf_tf import distribute, experiment, training
-
-    chief = distribute.is_chief(strategy)
-    runs = []
-    for name, config in networks:
-        log(f"{name}: training {config.layer} network, {config.units} units, "
-            f"{config.epochs} epochs, seed {config.seed}, "
-            f"{strategy.num_replicas_in_sync} replicas")
-        record = training.train_network(
-            config, data.train_images, data.train_labels, data.test_images,
-            data.test_labels, output_dir=os.path.join(output_dir, name), log=log,
-            name=name, strategy=strategy)
-        runs.append({"name": name, **record, "flags": dict(settings)})
-        results = {"runs": runs, "summary": experiment.summarize_runs(runs)}
-        if chief:
-            training.write_atomically(
-                os.path.join(output_dir, experiment.RESULTS_FILE),
-                json.dumps(results, indent=2))
-    return results
-
-
 def main(argv):
     if len(argv) > 1:
         print(f"train.py: error: unexpected arguments {argv[1:]}", file=sys.stderr)
@@ -268,17 +241,13 @@ def main(argv):
     print(f"{data.name}: {len(data.train_images)} training and "
           f"{len(data.test_images)} test examples; output in {output_dir}"
           + (" (resuming)" if resuming else ""), flush=True)
-    if strategy is None:
-        results = experiment.run_experiment(
-            networks, data, output_dir, log=lambda line: print(line, flush=True),
-            flags=settings)
-    else:
-        task = "" if chief else distribute.task_name(strategy) + ": "
-        results = run_distributed(networks, data, output_dir, strategy, settings,
-                                  log=lambda line: print(task + line, flush=True))
-        if not chief:
-            print(f"{task}done; the chief writes results, plots and exports.")
-            return 0
+    task = "" if chief else distribute.task_name(strategy) + ": "
+    results = experiment.run_experiment(
+        networks, data, output_dir, log=lambda line: print(task + line, flush=True),
+        flags=settings, strategy=strategy)
+    if not chief:
+        print(f"{task}done; the chief writes results, plots and exports.")
+        return 0
     print()
     print(experiment.format_table(results["summary"]))
     print(f"\nresults: {os.path.join(output_dir, experiment.RESULTS_FILE)}")

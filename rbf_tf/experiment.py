@@ -15,7 +15,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from rbf_tf import training
+from rbf_tf import distribute, training
 from rbf_tf.training import NetworkConfig, write_atomically
 
 RUN_FILE = "run.json"
@@ -87,6 +87,7 @@ def run_experiment(
     output_dir: Optional[str],
     log: Callable[[str], None] = lambda message: None,
     flags: Optional[Dict] = None,
+    strategy=None,
 ) -> Dict:
     """Trains each named network on `data` and writes `results.json`.
 
@@ -97,23 +98,30 @@ def run_experiment(
       output_dir: prepared with `prepare_output_dir`, or None for no files.
       log: receives progress lines.
       flags: recorded in every run's record (the command-line settings).
+      strategy: a `tf.distribute.Strategy` to train under, or None for one
+        device. Every worker trains every network in step with the others and
+        reads checkpoints from `output_dir`; only the chief writes there.
 
     Returns:
       {"runs": [record, ...], "summary": {...}} as written to results.json,
       each record as from `training.train_network` plus "name" and "flags".
     """
+    chief = distribute.is_chief(strategy)
+    replicas = "" if strategy is None else (
+        f", {strategy.num_replicas_in_sync} replicas")
     runs = []
     for name, config in networks:
         log(f"{name}: training {config.layer} network, {config.units} units, "
-            f"{config.epochs} epochs, seed {config.seed}")
+            f"{config.epochs} epochs, seed {config.seed}{replicas}")
         network_dir = os.path.join(output_dir, name) if output_dir else None
         record = training.train_network(
             config, data.train_images, data.train_labels, data.test_images,
-            data.test_labels, output_dir=network_dir, log=log, name=name)
+            data.test_labels, output_dir=network_dir, log=log, name=name,
+            strategy=strategy)
         record = {"name": name, **record, "flags": dict(flags or {})}
         runs.append(record)
         results = {"runs": runs, "summary": summarize_runs(runs)}
-        if output_dir:
+        if output_dir and chief:
             write_atomically(os.path.join(output_dir, RESULTS_FILE),
                              json.dumps(results, indent=2))
     return results
@@ -146,34 +154,38 @@ def summarize_runs(runs: List[Dict]) -> Dict:
     return summary
 
 
+def _cell(entry: Dict, figure: str, scale: float = 1.0, digits: int = 2,
+          unit: str = "") -> str:
+    """One figure of a summary entry: mean, and spread when there are seeds."""
+    stats, seeds = entry[figure], entry["seeds"]
+    if stats["mean"] is None:
+        return "never"
+    text = f"{stats['mean'] * scale:.{digits}f}{unit}"
+    if seeds > 1:
+        text += f" ±{stats['std'] * scale:.{digits}f}"
+        if stats["reached"] < seeds:
+            text += f" ({stats['reached']}/{seeds})"
+    return text
+
+
 def format_table(summary: Dict) -> str:
     """The comparison table printed at the end of train.py."""
     header = ("network", "hidden", "readout", "total", "best acc", "final acc",
               "s to 97%", "ep to 97%", "s/epoch")
     rows = [header]
     for key, entry in summary.items():
-        seeds = entry["seeds"]
-
-        def cell(figure, scale=1.0, digits=2, unit=""):
-            stats = entry[figure]
-            if stats["mean"] is None:
-                return "never"
-            text = f"{stats['mean'] * scale:.{digits}f}{unit}"
-            if seeds > 1:
-                text += f" ±{stats['std'] * scale:.{digits}f}"
-                if stats["reached"] < seeds:
-                    text += f" ({stats['reached']}/{seeds})"
-            return text
-
         params = entry["params"]
         rows.append((
             key, f"{params['hidden']:,}", f"{params['readout']:,}",
-            f"{params['total']:,}", cell("best_test_accuracy", 100, 2, "%"),
-            cell("final_test_accuracy", 100, 2, "%"), cell("seconds_to_target", 1, 1),
-            cell("epochs_to_target", 1, 1), cell("seconds_per_epoch", 1, 1)))
+            f"{params['total']:,}", _cell(entry, "best_test_accuracy", 100, 2, "%"),
+            _cell(entry, "final_test_accuracy", 100, 2, "%"),
+            _cell(entry, "seconds_to_target", 1, 1),
+            _cell(entry, "epochs_to_target", 1, 1),
+            _cell(entry, "seconds_per_epoch", 1, 1)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                       for i, (c, w) in enumerate(zip(row, widths))) for row in rows]
+                       for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+             for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 

@@ -83,9 +83,9 @@ def _center_grid(plt, images: np.ndarray, name: str, plot_dir: str) -> str:
     columns = 10
     rows = math.ceil(len(images) / columns)
     figure, axes = plt.subplots(rows, columns, figsize=(columns, rows))
-    for axis, image in zip(np.ravel(axes), list(images) + [None] * len(images)):
+    for index, axis in enumerate(np.ravel(axes)):
         axis.axis("off")
-        if image is not None:
-            axis.imshow(image[..., 0], cmap="gray")
+        if index < len(images):
+            axis.imshow(images[index, ..., 0], cmap="gray")
     figure.suptitle(f"{name}: learned centers mu (first {len(images)})")
     return _save(plt, figure, os.path.join(plot_dir, f"{name}_centers.png"))

@@ -335,13 +335,12 @@ def make_optimizers(config: NetworkConfig, model: Classifier) -> Groups:
     if config.layer == "dense":
         return [(make_optimizer(config.optimizer, config.learning_rate),
                  list(model.trainable_variables))]
-    hidden = model.hidden
+    hidden, rate = model.hidden, config.learning_rate
     return [
-        (make_optimizer(config.optimizer, config.learning_rate * config.center_lr_scale),
-         [hidden.mu]),
-        (make_optimizer(config.optimizer, config.learning_rate * config.width_lr_scale),
+        (make_optimizer(config.optimizer, rate * config.center_lr_scale), [hidden.mu]),
+        (make_optimizer(config.optimizer, rate * config.width_lr_scale),
          [hidden.sigma, hidden.w]),
-        (make_optimizer(config.optimizer, config.learning_rate),
+        (make_optimizer(config.optimizer, rate),
          list(model.readout.trainable_variables)),
     ]
 
@@ -500,7 +499,7 @@ def train_network(
     while int(progress.epoch) < config.epochs:
         epoch = int(progress.epoch)
         factor = learning_rate_factor(config, epoch)
-        for (opt, _), rate in zip(groups, base_rates):
+        for (opt, _), rate in zip(groups, base_rates, strict=True):
             opt.learning_rate.assign(rate * factor)
         start_step = int(progress.step_in_epoch)
         started = time.perf_counter()

@@ -557,14 +557,16 @@ def test_make_dataset_order_depends_on_seed_and_epoch_only():
 
 def test_make_dataset_start_step_skips_leading_batches():
     images, labels = toy_arrays(50)
-    whole = list(datasets.make_dataset(images, labels, 8, shuffle=True, seed=1, epoch=2))
+    whole = list(
+        datasets.make_dataset(images, labels, 8, shuffle=True, seed=1, epoch=2)
+    )
     rest = list(
         datasets.make_dataset(
             images, labels, 8, shuffle=True, seed=1, epoch=2, start_step=3
         )
     )
     assert len(rest) == len(whole) - 3
-    for (_, a), (_, b) in zip(whole[3:], rest):
+    for (_, a), (_, b) in zip(whole[3:], rest, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 

@@ -44,7 +44,7 @@ def test_same_config_gives_same_numbers(mnist_slice):
     config = small_config("gaussian", epochs=1)
     first = training.train_network(config, *mnist_slice)
     second = training.train_network(config, *mnist_slice)
-    for a, b in zip(first["epochs"], second["epochs"]):
+    for a, b in zip(first["epochs"], second["epochs"], strict=True):
         assert a["train_loss"] == b["train_loss"]
         assert a["test_accuracy"] == b["test_accuracy"]
     other = training.train_network(small_config("gaussian", epochs=1, seed=1),
@@ -77,7 +77,7 @@ def test_train_step_matches_a_hand_written_step():
             tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
     variables = models[1].trainable_variables
     optimizer.apply(tape.gradient(loss, variables), variables)
-    for a, b in zip(models[0].trainable_variables, variables):
+    for a, b in zip(models[0].trainable_variables, variables, strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-7)
 
 
@@ -92,9 +92,9 @@ def test_variable_groups_learn_at_their_own_rates():
               (Adam(0.1), list(model.readout.trainable_variables))]
     training.make_train_step(model, groups)(images, labels)
     moved = [np.abs(v.numpy() - b).max() for v, b in
-             zip(model.trainable_variables, before)]
+             zip(model.trainable_variables, before, strict=True)]
     names = [v.name for v in model.trainable_variables]
-    for name, change in zip(names, moved):
+    for name, change in zip(names, moved, strict=True):
         if "readout" in name:
             assert change > 1e-2, name
         else:
@@ -111,7 +111,7 @@ def test_cosine_schedule_runs_from_one_towards_zero():
     config = small_config("gaussian", epochs=4)
     factors = [training.learning_rate_factor(config, e) for e in range(4)]
     assert factors[0] == 1.0
-    assert all(a > b for a, b in zip(factors, factors[1:]))
+    assert all(a > b for a, b in zip(factors, factors[1:], strict=False))
     assert factors[-1] > 0
     constant = small_config("dense", epochs=4, schedule="constant")
     assert [training.learning_rate_factor(constant, e) for e in range(4)] == [1.0] * 4
