@@ -11,6 +11,7 @@ from typing import Dict, List
 import numpy as np
 import tensorflow as tf
 
+from rbf_tf.experiment import group_key
 from rbf_tf.training import center_images
 
 # Where train_network's checkpoint keeps a Gaussian network's centers.
@@ -59,19 +60,24 @@ def _save(plt, figure, path: str) -> str:
 
 
 def _learning_curves(plt, runs: List[Dict], plot_dir: str) -> str:
+    """Test accuracy and losses per epoch; one colour per network, all seeds."""
     figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(11, 4))
+    colours = {}
     for run in runs:
+        group = group_key(run)
+        first = group not in colours
+        colour = colours.setdefault(group, f"C{len(colours)}")
         epochs = [r["epoch"] for r in run["epochs"]]
-        loss_axis.plot(epochs, [r["test_loss"] for r in run["epochs"]],
-                       label=f"{run['name']} test")
+        loss_axis.plot(epochs, [r["test_loss"] for r in run["epochs"]], color=colour,
+                       label=f"{group} test" if first else None)
         loss_axis.plot(epochs, [r["train_loss"] for r in run["epochs"]], "--",
-                       label=f"{run['name']} train")
+                       color=colour, label=f"{group} train" if first else None)
         accuracy_axis.plot(epochs, [100 * r["test_accuracy"] for r in run["epochs"]],
-                           label=run["name"])
+                           color=colour, label=group if first else None)
     loss_axis.set(xlabel="epoch", ylabel="cross-entropy", yscale="log",
                   title="loss")
     accuracy_axis.set(xlabel="epoch", ylabel="test accuracy (%)",
-                      title="test accuracy")
+                      title="test accuracy (one line per seed)")
     for axis in (loss_axis, accuracy_axis):
         axis.grid(alpha=0.3)
         axis.legend(fontsize="small")
