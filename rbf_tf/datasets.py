@@ -488,15 +488,21 @@ def make_dataset(
     seed: Optional[int],
     epoch: int = 0,
     start_step: int = 0,
+    num_epochs: int = 1,
     drop_remainder: bool = False,
 ) -> tf.data.Dataset:
-    """Builds a tf.data pipeline of one epoch's (images, labels) batches.
+    """Builds a tf.data pipeline of (images, labels) batches, epoch after epoch.
 
     With `shuffle`, the epoch visits the whole set in an order (a permutation
     of all indices, not a bounded buffer) fixed by `seed` and `epoch` alone:
     the same in a fresh process, and the same whether or not earlier epochs
     ran. A training run that resumes in the middle of an epoch therefore sees
     the batches an uninterrupted run would, after skipping `start_step`.
+
+    With `num_epochs` > 1 the pipeline yields the batches of epochs `epoch`,
+    `epoch + 1`, ... in turn (a batch never spans two epochs), so one iterator
+    serves a whole run: creating and deleting an iterator every epoch costs a
+    stall of up to seconds in tf.data.
 
     Args:
       images: [num_examples, input_dim] floating array or tensor.
@@ -507,7 +513,9 @@ def make_dataset(
       seed: int seed of the shuffle; required when `shuffle` is True, ignored
         otherwise.
       epoch: non-negative int, the epoch whose order to use.
-      start_step: non-negative int, the number of leading batches to skip.
+      start_step: non-negative int, the number of leading batches of the
+        first epoch to skip.
+      num_epochs: positive int, the number of consecutive epochs.
       drop_remainder: whether to drop a last batch smaller than `batch_size`.
 
     Returns:
@@ -562,14 +570,20 @@ def make_dataset(
         if value < 0:
             raise ValueError(f"{name} must be a non-negative int, got {value}.")
 
+    num_epochs = check_positive_int("num_epochs", num_epochs)
+
     # Order and batch indices, then gather whole batches: cheaper than pushing
     # every example through a shuffle buffer.
-    if shuffle:
-        order = np.random.default_rng([int(seed), int(epoch)]).permutation(num_examples)
-    else:
-        order = np.arange(num_examples)
-    index = tf.data.Dataset.from_tensor_slices(order[start_step * batch_size:])
-    index = index.batch(batch_size, drop_remainder=drop_remainder)
+    index = None
+    for e in range(int(epoch), int(epoch) + num_epochs):
+        if shuffle:
+            order = np.random.default_rng([int(seed), e]).permutation(num_examples)
+        else:
+            order = np.arange(num_examples)
+        skip = start_step * batch_size if e == epoch else 0
+        batches = tf.data.Dataset.from_tensor_slices(order[skip:]).batch(
+            batch_size, drop_remainder=drop_remainder)
+        index = batches if index is None else index.concatenate(batches)
     batches = index.map(
         lambda i: (tf.gather(images, i), tf.gather(labels, i)),  # [B, n], [B]
         num_parallel_calls=tf.data.AUTOTUNE,

@@ -223,8 +223,9 @@ def make_replicated_train_step(
 
 def replica_batches(strategy: tf.distribute.Strategy, images: tf.Tensor,
                     labels: tf.Tensor, batch_size: int, seed: int, epoch: int,
-                    start_step: int = 0) -> tf.distribute.DistributedDataset:
-    """One epoch's batches of `datasets.make_dataset`, split over the replicas.
+                    start_step: int = 0,
+                    num_epochs: int = 1) -> tf.distribute.DistributedDataset:
+    """The batches of `datasets.make_dataset`, split over the replicas.
 
     Every worker builds the same global batches, in the order fixed by (seed,
     epoch), so resuming at `start_step` works as on one device. Each global
@@ -237,7 +238,7 @@ def replica_batches(strategy: tf.distribute.Strategy, images: tf.Tensor,
       strategy: the strategy that runs the step.
       images: [N, n] float tensor; labels: [N] integer tensor.
       batch_size: examples per global batch; the last one may be smaller.
-      seed, epoch, start_step: as for `datasets.make_dataset`.
+      seed, epoch, start_step, num_epochs: as for `datasets.make_dataset`.
 
     Returns:
       A distributed dataset of per-replica ([b_r, n], [b_r]) pieces.
@@ -249,7 +250,7 @@ def replica_batches(strategy: tf.distribute.Strategy, images: tf.Tensor,
         first = context.input_pipeline_id * local
         batches = datasets.make_dataset(
             images, labels, batch_size, shuffle=True, seed=seed, epoch=epoch,
-            start_step=start_step)
+            start_step=start_step, num_epochs=num_epochs)
 
         def pieces(batch_images, batch_labels):
             bounds = tf.range(replicas + 1) * tf.shape(batch_labels)[0] // replicas
@@ -496,31 +497,35 @@ def train_network(
             manager.save()
             distribute.remove_write_dir(save_dir, checkpoint_dir)
 
+    # One iterator over every remaining epoch: see `datasets.make_dataset`.
+    first_epoch = int(progress.epoch)
+    remaining = config.epochs - first_epoch
+    if remaining > 0:
+        arguments = (images, labels, config.batch_size, config.seed, first_epoch,
+                     int(progress.step_in_epoch), remaining)
+        batches = iter(replica_batches(strategy, *arguments) if strategy else
+                       _single_device_batches(*arguments))
+
     while int(progress.epoch) < config.epochs:
         epoch = int(progress.epoch)
         factor = learning_rate_factor(config, epoch)
         for (opt, _), rate in zip(groups, base_rates, strict=True):
             opt.learning_rate.assign(rate * factor)
-        start_step = int(progress.step_in_epoch)
+        done = int(progress.step_in_epoch)
+        # Losses stay tensors until needed, so the loop never waits on a step.
+        losses: List[tf.Tensor] = []
+        loss_before = float(progress.loss_sum)
         started = time.perf_counter()
         last_report = started
-        if strategy is None:
-            batches = datasets.make_dataset(
-                images, labels, config.batch_size, shuffle=True, seed=config.seed,
-                epoch=epoch, start_step=start_step)
-        else:
-            batches = replica_batches(strategy, images, labels, config.batch_size,
-                                      config.seed, epoch, start_step)
-        batch_start = start_step * config.batch_size
-        for batch_images, batch_labels in batches:
+        while done < steps_per_epoch:
+            batch_images, batch_labels = next(batches)
             loss = step(batch_images, batch_labels)
-            examples = min(config.batch_size, len(train_images) - batch_start)
-            batch_start += examples
-            progress.loss_sum.assign_add(float(loss) * examples)
-            progress.step_in_epoch.assign_add(1)
+            examples = min(config.batch_size,
+                           len(train_images) - done * config.batch_size)
+            losses.append(loss * examples)
+            done += 1
             steps_run += 1
             now = time.perf_counter()
-            done = int(progress.step_in_epoch)
             if now - last_report >= progress_seconds and done < steps_per_epoch:
                 log(f"{name}: epoch {epoch + 1}/{config.epochs} step "
                     f"{done}/{steps_per_epoch} loss {float(loss):.4f}")
@@ -531,10 +536,14 @@ def train_network(
                 elapsed = time.perf_counter() - started
                 progress.seconds.assign_add(elapsed)
                 progress.epoch_seconds.assign_add(elapsed)
-                started = time.perf_counter()
+                progress.step_in_epoch.assign(done)
+                progress.loss_sum.assign(loss_before + _total(losses))
                 save_checkpoint()
+                started = time.perf_counter()
                 if interrupt:
                     return {}
+        progress.step_in_epoch.assign(done)
+        progress.loss_sum.assign(loss_before + _total(losses))
 
         elapsed = time.perf_counter() - started
         progress.seconds.assign_add(elapsed)
@@ -566,6 +575,18 @@ def train_network(
     if manager is not None and chief:
         log(f"{name}: checkpoint {manager.latest_checkpoint}")
     return summarize(config, model, history)
+
+
+def _single_device_batches(images, labels, batch_size, seed, epoch, start_step,
+                           num_epochs) -> tf.data.Dataset:
+    return datasets.make_dataset(
+        images, labels, batch_size, shuffle=True, seed=seed, epoch=epoch,
+        start_step=start_step, num_epochs=num_epochs)
+
+
+def _total(values: List[tf.Tensor]) -> float:
+    """Sum of scalar tensors as a float; 0 for none."""
+    return float(tf.add_n(values)) if values else 0.0
 
 
 def write_summaries(writer, model: Classifier, record: Dict) -> None:
