@@ -93,7 +93,9 @@ flags.DEFINE_string("output_dir", None,
 flags.DEFINE_integer("train_examples", 0,
                      "Train on only this many training examples (0 = all).",
                      lower_bound=0)
-flags.DEFINE_boolean("jit_compile", False, "Compile the training step with XLA.")
+flags.DEFINE_boolean("jit_compile", True,
+                     "Compile the training step with XLA (measured faster for both "
+                     "networks; see BUILD_NOTES.md).")
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
                   "How training is spread: 'default' one device; 'mirrored' "
                   "every local GPU (or --cpu_devices logical CPUs); "
