@@ -514,6 +514,7 @@ def train_network(
         done = int(progress.step_in_epoch)
         # Losses stay tensors until needed, so the loop never waits on a step.
         losses: List[tf.Tensor] = []
+        counts: List[int] = []
         loss_before = float(progress.loss_sum)
         started = time.perf_counter()
         last_report = started
@@ -522,7 +523,8 @@ def train_network(
             loss = step(batch_images, batch_labels)
             examples = min(config.batch_size,
                            len(train_images) - done * config.batch_size)
-            losses.append(loss * examples)
+            losses.append(loss)
+            counts.append(examples)
             done += 1
             steps_run += 1
             now = time.perf_counter()
@@ -537,13 +539,13 @@ def train_network(
                 progress.seconds.assign_add(elapsed)
                 progress.epoch_seconds.assign_add(elapsed)
                 progress.step_in_epoch.assign(done)
-                progress.loss_sum.assign(loss_before + _total(losses))
+                progress.loss_sum.assign(loss_before + _total(losses, counts))
                 save_checkpoint()
                 started = time.perf_counter()
                 if interrupt:
                     return {}
         progress.step_in_epoch.assign(done)
-        progress.loss_sum.assign(loss_before + _total(losses))
+        progress.loss_sum.assign(loss_before + _total(losses, counts))
 
         elapsed = time.perf_counter() - started
         progress.seconds.assign_add(elapsed)
@@ -584,9 +586,11 @@ def _single_device_batches(images, labels, batch_size, seed, epoch, start_step,
         start_step=start_step, num_epochs=num_epochs)
 
 
-def _total(values: List[tf.Tensor]) -> float:
-    """Sum of scalar tensors as a float; 0 for none."""
-    return float(tf.add_n(values)) if values else 0.0
+def _total(losses: List[tf.Tensor], counts: List[int]) -> float:
+    """Sum of the batches' mean losses times their sizes; 0 for none."""
+    if not losses:
+        return 0.0
+    return float(np.dot(tf.stack(losses).numpy().astype(np.float64), counts))
 
 
 def write_summaries(writer, model: Classifier, record: Dict) -> None:
