@@ -9,6 +9,7 @@ checkpoints go to --output_dir. Running the same command again resumes from
 the last checkpoint. `python train.py --helpfull` lists every flag.
 """
 
+import math
 import os
 import sys
 import tempfile
@@ -37,23 +38,23 @@ flags.DEFINE_integer("batch_size", 128, "Examples per step.", lower_bound=1)
 flags.DEFINE_enum("optimizer", "adam", ["adam", "sgd"],
                   "Optimiser of every variable group (SGD uses momentum 0.9).")
 flags.DEFINE_float("learning_rate", 1e-3,
-                   "Learning rate of the dense network.", lower_bound=0.0)
+                   "Learning rate of the dense network.")
 flags.DEFINE_enum("recipe", "tuned", sorted(RECIPES),
                   "Defaults of the Gaussian network's flags below: 'tuned' "
                   f"{RECIPES['tuned']}; 'literal' {RECIPES['literal']}. A flag "
                   "given explicitly wins over its recipe.")
 flags.DEFINE_float("gaussian_learning_rate", None,
                    "Learning rate of the Gaussian network's readout (default: "
-                   "from --recipe).", lower_bound=0.0)
+                   "from --recipe).")
 flags.DEFINE_float("center_lr_scale", None,
                    "Learning rate of the centers mu relative to the Gaussian "
-                   "learning rate (default: from --recipe).", lower_bound=0.0)
+                   "learning rate (default: from --recipe).")
 flags.DEFINE_float("width_lr_scale", None,
                    "Learning rate of sigma and w relative to the Gaussian "
-                   "learning rate (default: from --recipe).", lower_bound=0.0)
+                   "learning rate (default: from --recipe).")
 flags.DEFINE_float("width_scale", None,
                    "Initial sigma = width_scale * the in-class distance (default: "
-                   "from --recipe).", lower_bound=0.0)
+                   "from --recipe).")
 flags.DEFINE_enum("schedule", None, ["constant", "cosine"],
                   "Learning-rate schedule over the epochs of the Gaussian "
                   "network (default: from --recipe).")
@@ -71,7 +72,8 @@ flags.DEFINE_enum("width_init", "in_class",
                   "Initial Gaussian widths: one global in-class distance, the "
                   "in-class distance of each center's class, or the distance to "
                   "each center's nearest other centers.")
-flags.DEFINE_integer("seed", 0, "Seed of data order and initialisation.")
+flags.DEFINE_integer("seed", 0, "Seed of data order and initialisation.",
+                     lower_bound=0)
 flags.DEFINE_list("seeds", None,
                   "Train each network once per seed (e.g. 0,1,2) and report mean "
                   "and standard deviation; overrides --seed.")
@@ -121,16 +123,23 @@ flags.DEFINE_string("export_dir", None,
                     "replaces the exports of this run's networks.")
 
 
-@flags.validator("seeds", "--seeds must be a comma-separated list of integers.")
+@flags.validator("seeds", "--seeds must be distinct non-negative integers, "
+                 "comma-separated, e.g. 0,1,2.")
 def _check_seeds(value):
-    return value is None or all(v.strip().lstrip("-").isdigit() for v in value)
+    if value is None:
+        return True
+    return all(v.strip().isdigit() for v in value) and len(set(
+        int(v) for v in value)) == len(value)
 
 
-@flags.multi_flags_validator(
-    ["strategy", "cpu_devices"],
-    "--cpu_devices needs --strategy=mirrored; drop it or pass --strategy=mirrored.")
-def _check_cpu_devices(values):
-    return values["cpu_devices"] == 0 or values["strategy"] == "mirrored"
+def _positive_finite(value):
+    return value is None or (value > 0 and math.isfinite(value))
+
+
+for _name in ("learning_rate", "gaussian_learning_rate", "center_lr_scale",
+              "width_lr_scale", "width_scale"):
+    flags.register_validator(
+        _name, _positive_finite, f"--{_name} must be a positive finite number.")
 
 
 def parse_flags(argv):
@@ -227,7 +236,7 @@ def main(argv):
             layers, seeds, base, gaussian_settings(),
             match_params=FLAGS.match_params and "gaussian" in layers,
             input_dim=data.train_images.shape[1],
-            num_classes=int(data.train_labels.max()) + 1)
+            num_classes=data.num_classes)
         resuming = chief and experiment.prepare_output_dir(
             output_dir, settings, restart=FLAGS.restart, overwrite=FLAGS.overwrite)
     except (ValueError, OSError) as e:
@@ -244,9 +253,18 @@ def main(argv):
           f"{len(data.test_images)} test examples; output in {output_dir}"
           + (" (resuming)" if resuming else ""), flush=True)
     task = "" if chief else distribute.task_name(strategy) + ": "
-    results = experiment.run_experiment(
-        networks, data, output_dir, log=lambda line: print(task + line, flush=True),
-        flags=settings, strategy=strategy)
+    try:
+        results = experiment.run_experiment(
+            networks, data, output_dir,
+            log=lambda line: print(task + line, flush=True), flags=settings,
+            strategy=strategy)
+    except (ValueError, OSError, FloatingPointError) as e:
+        print(f"train.py: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ntrain.py: interrupted; run the same command again to resume from "
+              "the last checkpoint.", file=sys.stderr)
+        return 130
     if not chief:
         print(f"{task}done; the chief writes results, plots and exports.")
         return 0

@@ -8,9 +8,9 @@ without permission.
 """
 
 import dataclasses
+import glob
 import json
 import os
-import shutil
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -20,7 +20,6 @@ from rbf_tf.training import NetworkConfig, write_atomically
 
 RUN_FILE = "run.json"
 RESULTS_FILE = "results.json"
-OWNED = (RUN_FILE, RESULTS_FILE, "checkpoints", "summaries", "plots")
 
 
 class OutputDirError(ValueError):
@@ -45,21 +44,15 @@ def prepare_output_dir(path: str, settings: Dict, restart: bool = False,
         raise OutputDirError(f"output path {path} exists and is not a directory.")
     entries = os.listdir(path) if os.path.isdir(path) else []
     if os.path.exists(run_file) and restart:
-        for name in OWNED:
-            target = os.path.join(path, name)
-            if os.path.isdir(target):
-                shutil.rmtree(target)
-            elif os.path.exists(target):
-                os.remove(target)
-        # Each network keeps its checkpoints and summaries in a folder of its own.
-        for entry in entries:
-            for name in ("checkpoints", "summaries"):
-                target = os.path.join(path, entry, name)
-                if os.path.isdir(target):
-                    shutil.rmtree(target)
+        remove_run_files(path)
     elif os.path.exists(run_file):
-        with open(run_file) as f:
-            previous = json.load(f)
+        try:
+            with open(run_file) as f:
+                previous = json.load(f)
+        except (OSError, ValueError) as e:
+            raise OutputDirError(
+                f"cannot read {run_file} ({e}); pass --restart to start afresh "
+                f"there or choose another --output_dir.") from None
         if previous == settings:
             return True
         changed = sorted(
@@ -79,6 +72,44 @@ def prepare_output_dir(path: str, settings: Dict, restart: bool = False,
     os.makedirs(path, exist_ok=True)
     write_atomically(run_file, json.dumps(settings, indent=2, sort_keys=True))
     return False
+
+
+# What train.py writes in a network's folder, by subfolder, as file patterns.
+NETWORK_FILES = {"checkpoints": ("checkpoint", "ckpt-*"),
+                 "summaries": ("events.out.tfevents.*",)}
+PLOT_FILES = ("learning_curves.png", "*_centers.png")
+
+
+def remove_run_files(path: str) -> None:
+    """Deletes the files an earlier run wrote in `path`, and nothing else.
+
+    Only names that train.py writes are removed: run.json, results.json, the
+    plots, and each network's checkpoint and summary files; folders are removed
+    when that leaves them empty. Anything else a user put there stays.
+    """
+
+    def remove(folder, patterns):
+        if not os.path.isdir(folder):
+            return
+        for pattern in patterns:
+            for target in glob.glob(os.path.join(folder, pattern)):
+                if os.path.isfile(target):
+                    os.remove(target)
+        if not os.listdir(folder):
+            os.rmdir(folder)
+
+    for name in (RUN_FILE, RESULTS_FILE):
+        if os.path.isfile(os.path.join(path, name)):
+            os.remove(os.path.join(path, name))
+    remove(os.path.join(path, "plots"), PLOT_FILES)
+    for entry in os.listdir(path):
+        network = os.path.join(path, entry)
+        if not os.path.isdir(network) or entry == "plots":
+            continue
+        for folder, patterns in NETWORK_FILES.items():
+            remove(os.path.join(network, folder), patterns)
+        if not os.listdir(network):
+            os.rmdir(network)
 
 
 def run_experiment(
@@ -117,7 +148,7 @@ def run_experiment(
         record = training.train_network(
             config, data.train_images, data.train_labels, data.test_images,
             data.test_labels, output_dir=network_dir, log=log, name=name,
-            strategy=strategy)
+            strategy=strategy, num_classes=getattr(data, "num_classes", None))
         record = {"name": name, **record, "flags": dict(flags or {})}
         runs.append(record)
         results = {"runs": runs, "summary": summarize_runs(runs)}

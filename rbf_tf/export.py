@@ -363,14 +363,16 @@ def check_networks_export(export_dir: str, output_dir: str, overwrite: bool = Fa
       remedy: how the caller allows replacing, named in the error.
 
     Raises:
-      ExportDirError: if `export_dir` is `output_dir` (the exports would land on
-        the networks' checkpoints), a file, or a non-empty folder while
-        `overwrite` is False.
+      ExportDirError: if `export_dir` is or holds `output_dir` (the exports
+        could land on the networks' checkpoints), a file, or a non-empty folder
+        while `overwrite` is False.
     """
-    if os.path.realpath(export_dir) == os.path.realpath(output_dir):
+    exports, outputs = os.path.realpath(export_dir), os.path.realpath(output_dir)
+    if os.path.commonpath([exports, outputs]) == exports:
         raise ExportDirError(
-            f"export directory {export_dir} must differ from the output directory "
-            f"{output_dir}, which holds the checkpoints, but they are the same."
+            f"export directory {export_dir} must not hold the output directory "
+            f"{output_dir}, where the checkpoints live; choose an export directory "
+            f"outside it."
         )
     check_export_dir(export_dir, overwrite, remedy)
 

@@ -69,8 +69,17 @@ class NetworkConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}.")
         for name in ("learning_rate", "center_lr_scale", "width_lr_scale",
                      "width_scale"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}.")
+            value = getattr(self, name)
+            if not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"{name} must be positive and finite, got {value}.")
+
+
+class DivergedError(FloatingPointError):
+    """Training produced a NaN or infinite loss."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint in the output directory cannot be restored."""
 
 
 # The loss and the steps.
@@ -410,6 +419,7 @@ def train_network(
     stop_after_steps: Optional[int] = None,
     name: Optional[str] = None,
     strategy: Optional[tf.distribute.Strategy] = None,
+    num_classes: Optional[int] = None,
 ) -> Dict:
     """Trains one network and returns its record.
 
@@ -424,6 +434,8 @@ def train_network(
       stop_after_steps: stop (after checkpointing) once this many steps have
         run in this call; for tests of resuming.
       name: names the network in log lines; default `config.layer`.
+      num_classes: number of logits; default one more than the largest label
+        in the training or test set.
       strategy: None trains on one device. A `tf.distribute.Strategy` (see
         `rbf_tf.distribute.make_strategy`) makes the model and optimisers under
         its scope and splits every batch over its replicas, with the same
@@ -448,13 +460,15 @@ def train_network(
             "train_network must be called outside strategy.scope(), with the "
             "strategy passed as strategy=, but it was called inside a scope.")
     name = name or config.layer
+    if num_classes is None:
+        num_classes = int(max(np.max(train_labels), np.max(test_labels))) + 1
     # Model and optimisers are replicated; Progress, host-side bookkeeping, is
     # made below, outside the scope (MultiWorkerMirroredStrategy cannot
     # replicate its string variable).
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
     with scope:
         model = build_network(config, train_images, train_labels,
-                              num_classes=int(np.max(train_labels)) + 1)
+                              num_classes=num_classes)
         groups = make_optimizers(config, model)
         step = make_train_step(model, groups, jit_compile=config.jit_compile,
                                strategy=strategy)
@@ -473,7 +487,13 @@ def train_network(
         latest = (manager.latest_checkpoint if chief
                   else tf.train.latest_checkpoint(checkpoint_dir))
         if latest:
-            checkpoint.restore(latest).assert_consumed()
+            try:
+                checkpoint.restore(latest).assert_consumed()
+            except (tf.errors.OpError, ValueError, AssertionError, IndexError) as e:
+                raise CheckpointError(
+                    f"cannot restore checkpoint {latest} ({type(e).__name__}: "
+                    f"{str(e).splitlines()[0]}); pass --restart to start afresh."
+                ) from e
             if int(progress.epoch) >= config.epochs:
                 log(f"{name}: already trained for {config.epochs} epochs "
                     f"({latest})")
@@ -551,10 +571,15 @@ def train_network(
         progress.seconds.assign_add(elapsed)
         progress.epoch_seconds.assign_add(elapsed)
         epoch_seconds = float(progress.epoch_seconds)
+        train_loss = float(progress.loss_sum) / len(train_images)
+        if not math.isfinite(train_loss):
+            raise DivergedError(
+                f"{name} diverged: the training loss is {train_loss} in epoch "
+                f"{epoch + 1}; lower the learning rate.")
         test_loss, test_accuracy = evaluate(eval_step, test_images, test_labels)
         record = {
             "epoch": epoch + 1,
-            "train_loss": float(progress.loss_sum) / len(train_images),
+            "train_loss": train_loss,
             "test_loss": test_loss,
             "test_accuracy": test_accuracy,
             "seconds": epoch_seconds,

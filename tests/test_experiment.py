@@ -31,15 +31,30 @@ def test_other_settings_are_refused_naming_the_difference(tmp_path):
 
 def test_restart_removes_only_what_a_run_wrote(tmp_path):
     prepare_output_dir(str(tmp_path), SETTINGS)
-    os.makedirs(tmp_path / "dense" / "checkpoints")
-    (tmp_path / "results.json").write_text("{}")
-    (tmp_path / "notes.txt").write_text("mine")
+    written = ["results.json", "dense/checkpoints/checkpoint",
+               "dense/checkpoints/ckpt-1.index",
+               "dense/summaries/events.out.tfevents.1",
+               "plots/learning_curves.png", "plots/dense_centers.png"]
+    mine = ["notes.txt", "dense/checkpoints/mydata", "notes/summaries/thesis.txt",
+            "plots/myfig.png", "checkpoints/other"]
+    for name in written + mine:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(name)
     assert prepare_output_dir(str(tmp_path), {**SETTINGS, "units": 20},
                               restart=True) is False
-    assert not (tmp_path / "results.json").exists()
-    assert (tmp_path / "notes.txt").read_text() == "mine"
+    for name in written:
+        assert not (tmp_path / name).exists(), name
+    for name in mine:
+        assert (tmp_path / name).read_text() == name
+    assert not (tmp_path / "dense" / "summaries").exists()
     with open(tmp_path / "run.json") as f:
         assert json.load(f)["units"] == 20
+
+
+def test_unreadable_stamp_is_refused_naming_the_file(tmp_path):
+    (tmp_path / "run.json").write_text("{broken")
+    with pytest.raises(OutputDirError, match="cannot read .*run.json.*--restart"):
+        prepare_output_dir(str(tmp_path), SETTINGS)
 
 
 def test_foreign_folder_is_refused_and_left_alone(tmp_path):

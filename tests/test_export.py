@@ -408,8 +408,14 @@ def test_export_killed_while_replacing_leaves_the_previous_one(exported):
 
 
 def test_export_dir_equal_to_output_dir_is_refused(tmp_path):
-    with pytest.raises(export.ExportDirError, match="must differ"):
+    with pytest.raises(export.ExportDirError, match="must not hold the output"):
         export.check_networks_export(str(tmp_path), str(tmp_path) + "/.")
+
+
+def test_export_dir_holding_the_output_dir_is_refused(tmp_path):
+    with pytest.raises(export.ExportDirError, match="must not hold the output"):
+        export.check_networks_export(str(tmp_path), str(tmp_path / "runs" / "a"))
+    export.check_networks_export(str(tmp_path / "exports"), str(tmp_path / "runs"))
 
 
 # Other models.

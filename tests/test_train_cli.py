@@ -33,6 +33,10 @@ BAD_FLAGS = {
     "layer_unknown": ["--layer=foo"],
     "epochs_negative": ["--epochs=-1"],
     "dataset_unknown": ["--dataset=cifar"],
+    "gaussian_rate_zero": ["--gaussian_learning_rate=0"],
+    "width_scale_infinite": ["--width_scale=inf"],
+    "seeds_repeated": ["--seeds=1,1"],
+    "seeds_negative": ["--seeds=-1,2"],
 }
 
 
@@ -65,6 +69,8 @@ def runs(tmp_path_factory):
         "missing_data": start([*TRAIN_FLAGS, "--data_dir=no_such_dir",
                                "--output_dir=out_missing"], cwd),
         "foreign": start([*TRAIN_FLAGS, "--output_dir=foreign"], cwd),
+        "too_few_examples": start(["--layer=gaussian", "--train_examples=5",
+                                   "--units=50", "--output_dir=out_small"], cwd),
         "export_in_the_way": start([*TRAIN_FLAGS, "--output_dir=out_refused",
                                     "--export_dir=exports_in_the_way"], cwd),
     }
@@ -253,6 +259,11 @@ def test_missing_data_dir_is_one_line_and_status_one(runs):
     line = assert_refused(runs["missing_data"])
     assert "no_such_dir" in line
     assert not (runs["root"] / "out_missing").exists()
+
+
+def test_a_failure_during_training_is_one_line_and_status_one(runs):
+    line = assert_refused(runs["too_few_examples"])
+    assert "cannot choose 50 centers from 5 examples" in line
 
 
 def test_foreign_output_dir_is_refused_and_left_alone(runs):

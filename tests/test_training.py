@@ -134,7 +134,8 @@ def test_gaussian_network_starts_from_the_data(mnist_slice):
     ("layer", "conv", "layer must be one of"),
     ("schedule", "step", "schedule must be one of"),
     ("units", 0, "units must be positive, got 0"),
-    ("learning_rate", 0.0, "learning_rate must be positive, got 0.0"),
+    ("learning_rate", 0.0, "learning_rate must be positive and finite, got 0.0"),
+    ("width_scale", float("inf"), "width_scale must be positive and finite"),
 ])
 def test_config_refuses_bad_values(field, value, message):
     with pytest.raises(ValueError, match=message):
@@ -161,3 +162,27 @@ def test_center_images_are_scaled_squares():
     assert images.shape == (64, 28, 28, 1)
     assert images.min() == 0.0 and images.max() == 1.0
     assert training.center_images(np.zeros((10, 5))) is None
+
+
+def test_a_diverging_run_stops_with_a_clear_error(mnist_slice):
+    config = small_config("dense", epochs=1, learning_rate=1e30)
+    with pytest.raises(training.DivergedError, match="diverged.*lower the learning"):
+        training.train_network(config, *mnist_slice)
+
+
+def test_class_count_covers_the_test_labels(mnist_slice):
+    images, labels, test_images, test_labels = mnist_slice
+    keep = labels < 5  # A training set that lacks half the classes.
+    record = training.train_network(
+        small_config("dense", epochs=1), images[keep], labels[keep],
+        test_images, test_labels)
+    assert record["params"]["readout"] == 64 * 10 + 10
+
+
+def test_a_corrupt_checkpoint_is_reported_with_the_remedy(mnist_slice, tmp_path):
+    config = small_config("dense", epochs=1)
+    training.train_network(config, *mnist_slice, output_dir=str(tmp_path))
+    for path in (tmp_path / "checkpoints").glob("ckpt-*.data-*"):
+        path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(training.CheckpointError, match="cannot restore.*--restart"):
+        training.train_network(config, *mnist_slice, output_dir=str(tmp_path))
