@@ -292,3 +292,35 @@ def test_helpfull_exits_zero_and_documents_the_flags(runs):
         # Boolean flags are listed as --[no]flag.
         assert f"--{flag}:" in run["stdout"] or f"--[no]{flag}:" in run["stdout"], flag
     assert "SavedModel" in run["stdout"]
+
+
+# Several seeds, a parameter-matched dense network, other initialisations.
+
+
+def test_seeds_and_matched_parameters_are_summarised(tmp_path):
+    run = finish(start(["--layer=both", "--train_examples=600", "--units=16",
+                        "--epochs=1", "--batch_size=50", "--seeds=0,1",
+                        "--match_params", "--center_init=kmeans",
+                        "--width_init=per_class", "--noplots",
+                        "--output_dir=out"], str(tmp_path)))
+    assert run["returncode"] == 0, run["stderr"]
+    with open(tmp_path / "out" / "results.json") as f:
+        results = json.load(f)
+    names = [r["name"] for r in results["runs"]]
+    assert names == ["gaussian-seed0", "dense-seed0", "dense-params-seed0",
+                     "gaussian-seed1", "dense-seed1", "dense-params-seed1"]
+    for run_record in results["runs"]:
+        if run_record["layer"] == "gaussian":
+            assert run_record["config"]["center_init"] == "kmeans"
+            assert run_record["config"]["width_init"] == "per_class"
+    summary = results["summary"]
+    assert set(summary) == {"gaussian", "dense", "dense-params"}
+    finals = [r["final_test_accuracy"] for r in results["runs"]
+              if r["name"].startswith("gaussian-")]
+    stats = summary["gaussian"]["final_test_accuracy"]
+    assert summary["gaussian"]["seeds"] == 2
+    assert stats["mean"] == pytest.approx(sum(finals) / 2)
+    assert stats["std"] == pytest.approx(abs(finals[0] - finals[1]) / 2)
+    # 16 Gaussian units: 784*16 + 2*16 + 16*10 + 10 = 12,746 parameters.
+    assert summary["dense-params"]["params"]["total"] == pytest.approx(12746, abs=400)
+    assert "±" in run["stdout"]
