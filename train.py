@@ -142,6 +142,13 @@ for _name in ("learning_rate", "gaussian_learning_rate", "center_lr_scale",
         _name, _positive_finite, f"--{_name} must be a positive finite number.")
 
 
+@flags.multi_flags_validator(
+    ["strategy", "cpu_devices"],
+    "--cpu_devices needs --strategy=mirrored; drop it or pass --strategy=mirrored.")
+def _check_cpu_devices(values):
+    return values["cpu_devices"] == 0 or values["strategy"] == "mirrored"
+
+
 def parse_flags(argv):
     """Parses flags; a bad value ends the program with one line and status 1."""
     try:
