@@ -584,9 +584,8 @@ def make_dataset(
         batches = tf.data.Dataset.from_tensor_slices(order[skip:]).batch(
             batch_size, drop_remainder=drop_remainder)
         index = batches if index is None else index.concatenate(batches)
-    batches = index.map(
-        lambda i: (tf.gather(images, i), tf.gather(labels, i)),  # [B, n], [B]
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
-    )
-    return batches.prefetch(tf.data.AUTOTUNE)
+    # A gather is one copy of a batch: a single background thread keeps ahead
+    # of training, and more threads would only compete with it for the cores
+    # (measured: benchmarks/step_time.py --end_to_end).
+    batches = index.map(lambda i: (tf.gather(images, i), tf.gather(labels, i)))
+    return batches.prefetch(2)  # [B, n], [B]
