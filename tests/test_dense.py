@@ -154,22 +154,6 @@ def test_forward_traces_with_a_free_batch_dimension(dtype):
 
 
 @pytest.mark.parametrize(
-    "shape, received",
-    [
-        ((3,), r"\(3,\) \(rank 1\)"),
-        ((2, 3, 1), r"\(2, 3, 1\) \(rank 3\)"),
-        ((2, 4), r"\(2, 4\)"),
-    ],
-    ids=["rank_1", "rank_3", "wrong_width"],
-)
-def test_wrong_input_shape_is_a_value_error(shape, received):
-    layer = rbf_tf.Dense(3, 2)
-
-    with pytest.raises(ValueError, match=r"\[batch_size, 3\], got shape " + received):
-        layer(np.zeros(shape, np.float32))
-
-
-@pytest.mark.parametrize(
     "x, received",
     [
         (np.zeros((2, 3)), "float64"),

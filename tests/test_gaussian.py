@@ -480,6 +480,7 @@ def test_batch_of_one_and_of_ten_thousand(batch_size, distance, dtype):
 # Errors.
 
 
+@pytest.mark.parametrize("layer_class", [rbf_tf.GaussianRBF, rbf_tf.Dense])
 @pytest.mark.parametrize(
     "shape, received",
     [
@@ -489,8 +490,9 @@ def test_batch_of_one_and_of_ten_thousand(batch_size, distance, dtype):
     ],
     ids=["rank_1", "rank_3", "wrong_width"],
 )
-def test_wrong_input_shape_is_a_value_error(shape, received):
-    layer = rbf_tf.GaussianRBF(3, 2)
+def test_wrong_input_shape_is_a_value_error(layer_class, shape, received):
+    # Both layers share the check (rbf_tf.base.Layer); Dense is covered here too.
+    layer = layer_class(3, 2)
 
     with pytest.raises(
         ValueError, match=r"shape \[batch_size, 3\], got shape " + received
