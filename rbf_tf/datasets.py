@@ -323,13 +323,17 @@ def _find_idx_file(spec: DatasetSpec, data_dir: str, role: str) -> str:
             return path
 
     expected = ", ".join(spec.files[r] + "[.gz]" for r in ROLES)
-    if not os.path.isdir(data_dir):
+    if os.path.isfile(data_dir):
+        problem = f"{data_dir} is a file, not a directory"
+    elif not os.path.isdir(data_dir):
         problem = f"directory {data_dir} does not exist"
     else:
         problem = f"{base}.gz or {base} not found in {data_dir}"
+    # The hint names the default location; it helps only when that was used.
+    hint = f" {spec.missing_hint}" if data_dir == spec.default_dir else ""
     raise MissingDataError(
         f"cannot load {spec.name}: {problem}; expected a directory holding the "
-        f"four IDX files {expected}, gzip-compressed or not. {spec.missing_hint}"
+        f"four IDX files {expected}, gzip-compressed or not.{hint}"
     )
 
 

@@ -353,16 +353,29 @@ def test_load_fashion_mnist_missing_says_how_to_install(tmp_path, monkeypatch):
         datasets.DATASETS["fashion_mnist"], default_dir=str(tmp_path / "absent")
     )
     monkeypatch.setitem(datasets.DATASETS, "fashion_mnist", spec)
-    for data_dir, directory in [(None, tmp_path / "absent"), (tmp_path, tmp_path)]:
-        with pytest.raises(datasets.MissingDataError) as error:
-            datasets.load_dataset("fashion_mnist", data_dir=data_dir)
-        assert_message(
-            error,
-            directory,
-            "cannot load fashion_mnist",
-            "apt-get install dataset-fashion-mnist",
-            "pass data_dir",
-        )
+    with pytest.raises(datasets.MissingDataError) as error:
+        datasets.load_dataset("fashion_mnist")
+    assert_message(
+        error,
+        tmp_path / "absent",
+        "cannot load fashion_mnist",
+        "apt-get install dataset-fashion-mnist",
+        "pass data_dir",
+    )
+    # A directory the user named gets no advice about the default one.
+    with pytest.raises(datasets.MissingDataError) as error:
+        datasets.load_dataset("fashion_mnist", data_dir=tmp_path)
+    assert_message(error, tmp_path, "cannot load fashion_mnist")
+    assert "apt-get" not in str(error.value)
+
+
+def test_load_dataset_from_a_file_says_it_is_not_a_directory(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("not data")
+    with pytest.raises(datasets.MissingDataError) as error:
+        datasets.load_dataset("mnist", data_dir=path)
+    assert_message(error, path, "is a file, not a directory")
+    assert "reinstall" not in str(error.value)
 
 
 def test_load_fashion_mnist_from_synthetic_files(tmp_path, monkeypatch):
