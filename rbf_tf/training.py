@@ -9,6 +9,7 @@ Everything here is silent unless a `log` callable is passed in.
 
 import contextlib
 import dataclasses
+import glob
 import json
 import math
 import os
@@ -486,6 +487,10 @@ def train_network(
         manager = tf.train.CheckpointManager(checkpoint, save_dir, max_to_keep=2)
         latest = (manager.latest_checkpoint if chief
                   else tf.train.latest_checkpoint(checkpoint_dir))
+        if not latest and glob.glob(os.path.join(checkpoint_dir, "ckpt-*.index")):
+            raise CheckpointError(
+                f"{checkpoint_dir} holds checkpoints but no readable 'checkpoint' "
+                f"file naming the latest; pass --restart to start afresh.")
         if latest:
             try:
                 checkpoint.restore(latest).assert_consumed()

@@ -186,3 +186,12 @@ def test_a_corrupt_checkpoint_is_reported_with_the_remedy(mnist_slice, tmp_path)
         path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(training.CheckpointError, match="cannot restore.*--restart"):
         training.train_network(config, *mnist_slice, output_dir=str(tmp_path))
+
+
+def test_checkpoints_without_their_index_file_are_not_silently_ignored(
+        mnist_slice, tmp_path):
+    config = small_config("dense", epochs=1)
+    training.train_network(config, *mnist_slice, output_dir=str(tmp_path))
+    (tmp_path / "checkpoints" / "checkpoint").write_text("garbage {")
+    with pytest.raises(training.CheckpointError, match="no readable 'checkpoint'"):
+        training.train_network(config, *mnist_slice, output_dir=str(tmp_path))
