@@ -46,6 +46,10 @@ SERVING_SIGNATURE = "serving_default"
 SERVING_2D_SIGNATURE = "serving_2d"
 
 
+# Where train_network's checkpoint keeps the readout bias, [num_classes].
+READOUT_BIAS_KEY = "model/readout/bias/.ATTRIBUTES/VARIABLE_VALUE"
+
+
 class ExportDirError(ValueError):
     """The export directory cannot be written as asked."""
 
@@ -329,8 +333,7 @@ def restore_classifier(config: NetworkConfig, checkpoint_dir: str,
       checkpoint_dir: the folder of its checkpoints
         (`<output_dir>/<network>/checkpoints`).
       train_images: [N, n] float32 array, the training images it was built
-        from; they fix the shapes and the initial values that the checkpoint
-        then overwrites.
+        from; they fix the input width.
       train_labels: [N] integer array.
 
     Returns:
@@ -345,8 +348,11 @@ def restore_classifier(config: NetworkConfig, checkpoint_dir: str,
         raise FileNotFoundError(
             f"expected a checkpoint in {checkpoint_dir}, found none."
         )
+    # The checkpoint holds every value; it also fixes the number of classes,
+    # which the training labels alone may not show.
+    num_classes = tf.train.load_variable(latest, READOUT_BIAS_KEY).shape[0]
     model = training.build_network(config, train_images, train_labels,
-                                   num_classes=int(np.max(train_labels)) + 1)
+                                   num_classes=num_classes, from_data=False)
     status = tf.train.Checkpoint(model=model).restore(latest)
     status.expect_partial().assert_existing_objects_matched()
     return model, latest

@@ -306,18 +306,24 @@ def evaluate(eval_step: Callable, images: np.ndarray, labels: np.ndarray,
 
 
 def build_network(config: NetworkConfig, images: np.ndarray, labels: np.ndarray,
-                  num_classes: int = 10, dtype=tf.float32) -> Classifier:
+                  num_classes: int = 10, dtype=tf.float32,
+                  from_data: bool = True) -> Classifier:
     """Builds the classifier of `config`, initialised from the training data.
 
     A Gaussian hidden layer takes its centers and widths from `images` (see
     `rbf_tf.initializers`), scaled by `config.width_scale`, and w = 1; a dense
-    one is initialised at random. Seeded by `config.seed`.
+    one is initialised at random. Seeded by `config.seed`. With `from_data`
+    False the Gaussian layer keeps its default initial values instead, which
+    is enough when a checkpoint is about to overwrite them (k-means, say, is
+    not run again).
     """
     input_dim = images.shape[1]
     if config.layer == "gaussian":
-        mu, sigma = initial_centers_and_widths(config, images, labels)
-        hidden = GaussianRBF(input_dim, config.units, mu=mu,
-                             sigma=config.width_scale * sigma, w=1.0,
+        mu = sigma = None
+        if from_data:
+            mu, sigma = initial_centers_and_widths(config, images, labels)
+            sigma = config.width_scale * sigma
+        hidden = GaussianRBF(input_dim, config.units, mu=mu, sigma=sigma, w=1.0,
                              seed=config.seed, dtype=dtype, name="gaussian")
     else:
         hidden = Dense(input_dim, config.units, activation="relu",
@@ -526,10 +532,15 @@ def train_network(
     first_epoch = int(progress.epoch)
     remaining = config.epochs - first_epoch
     if remaining > 0:
-        arguments = (images, labels, config.batch_size, config.seed, first_epoch,
-                     int(progress.step_in_epoch), remaining)
-        batches = iter(replica_batches(strategy, *arguments) if strategy else
-                       _single_device_batches(*arguments))
+        start_step = int(progress.step_in_epoch)
+        if strategy is None:
+            batches = datasets.make_dataset(
+                images, labels, config.batch_size, shuffle=True, seed=config.seed,
+                epoch=first_epoch, start_step=start_step, num_epochs=remaining)
+        else:
+            batches = replica_batches(strategy, images, labels, config.batch_size,
+                                      config.seed, first_epoch, start_step, remaining)
+        batches = iter(batches)
 
     while int(progress.epoch) < config.epochs:
         epoch = int(progress.epoch)
@@ -607,13 +618,6 @@ def train_network(
     if manager is not None and chief:
         log(f"{name}: checkpoint {manager.latest_checkpoint}")
     return summarize(config, model, history)
-
-
-def _single_device_batches(images, labels, batch_size, seed, epoch, start_step,
-                           num_epochs) -> tf.data.Dataset:
-    return datasets.make_dataset(
-        images, labels, batch_size, shuffle=True, seed=seed, epoch=epoch,
-        start_step=start_step, num_epochs=num_epochs)
 
 
 def _total(losses: List[tf.Tensor], counts: List[int]) -> float:

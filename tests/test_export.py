@@ -497,3 +497,17 @@ def test_export_networks_serves_the_trained_weights(tmp_path):
         images=images[200:].reshape(-1, 4, 4))["classes"].numpy()
     accuracy = float(np.mean(classes == labels[200:]))
     assert accuracy == pytest.approx(record["final_test_accuracy"], abs=1e-9)
+
+
+def test_restore_takes_the_class_count_from_the_checkpoint(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.random((40, 784), dtype=np.float32)
+    labels = np.arange(40) % 10
+    config = training.NetworkConfig(layer="gaussian", units=6, epochs=1,
+                                    batch_size=20, sigma_sample_size=2)
+    training.train_network(config, images, labels, images, labels,
+                           output_dir=str(tmp_path))
+    # Training labels that lack the higher classes, as in a small slice.
+    model, _ = export.restore_classifier(
+        config, str(tmp_path / "checkpoints"), images, labels % 3)
+    assert model.num_classes == 10
