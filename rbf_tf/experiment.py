@@ -7,7 +7,6 @@ last one stopped; a folder that was not written by rbf_tf is never touched
 without permission.
 """
 
-import dataclasses
 import glob
 import json
 import os
@@ -257,7 +256,3 @@ def configs_for(layers: Sequence[str], seeds: Sequence[int], base: Dict,
             fields = {**base, "layer": "dense", "seed": seed, "units": units}
             networks.append(("dense-params" + suffix, NetworkConfig(**fields)))
     return networks
-
-
-def config_fields() -> List[str]:
-    return [f.name for f in dataclasses.fields(NetworkConfig)]
